@@ -1,0 +1,680 @@
+"""Fetch the raw sources of the paper world, reproducibly and without partial files.
+
+Sources are listed in a YAML file (``config/sources/paper.yaml``, schema in its header
+comment); the sha256 of every file is pinned in a TSV lock file
+(``config/sources/paper.lock.tsv``: ``id  sha256  bytes  url``, sorted by id) the first time
+it is fetched, and checked on every later fetch.
+
+A file is obtained, in this order, from
+
+1. the destination itself, when it is there and its digest matches the lock (no-op);
+2. a local copy, for clusters without internet: each directory given in ``local_dirs`` and
+   in the environment variable ``MLIPFT_LOCAL_DATA`` (``os.pathsep``-separated) is searched
+   for the source's ``dest`` path, then for its basename; the file is hard-linked (or copied)
+   into place;
+3. its URL, with retries and exponential backoff, streamed into a temporary file in the
+   destination directory and moved into place with ``os.replace`` only once complete and
+   checked.
+
+Nothing is ever left under the final name unless it is complete and matches the lock.
+
+Command line::
+
+    python -m mlipft.download --sources config/sources/paper.yaml \\
+        --lock config/sources/paper.lock.tsv --dest data/paper/raw \\
+        [--local-dir DIR ...] [--accept-licences] [--offline] ID [ID ...]
+
+(``--all`` fetches every source, ``--kind KIND`` every source of one kind, ``--list`` prints
+the sources, ``--verify`` checks files on disk against the lock.)  Only the standard library
+and PyYAML are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+
+import yaml
+
+LOG = logging.getLogger("mlipft.download")
+
+KINDS = ("dataset", "foundation", "replay", "archive")
+REQUIRED_KEYS = ("id", "url", "dest", "kind", "licence", "description")
+OPTIONAL_KEYS = ("licence_notice", "manual", "instructions")
+LOCK_HEADER = ("id", "sha256", "bytes", "url")
+LOCAL_DATA_ENV = "MLIPFT_LOCAL_DATA"
+ACCEPT_FLAG = "--accept-licences"
+ACCEPT_CONFIG_KEY = "accept_licences"
+USER_AGENT = "mlipft-download/0.1 (+https://github.com/ACEsuit/mace fine-tuning workflow)"
+CHUNK = 1 << 20
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class DownloadError(RuntimeError):
+    """A source could not be obtained (network failure after retries, HTTP 4xx, ...)."""
+
+
+class SourcesError(ValueError):
+    """The sources YAML file is malformed; the message names the file and the entry."""
+
+
+class LockFileError(ValueError):
+    """The lock TSV file is malformed."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The obtained file's sha256 differs from the one pinned in the lock file."""
+
+    def __init__(self, source_id: str, path: os.PathLike | str, expected: str, actual: str,
+                 origin: str = ""):
+        self.source_id = source_id
+        self.path = Path(path)
+        self.expected = expected
+        self.actual = actual
+        self.origin = origin
+        where = f" (obtained from {origin})" if origin else ""
+        super().__init__(
+            f"checksum mismatch for source {source_id!r}, file {self.path}{where}: "
+            f"expected sha256 {expected}, got {actual}; the file was not put in place. "
+            f"If the upstream file changed on purpose, remove the {source_id!r} row from "
+            f"the lock file and fetch again."
+        )
+
+
+class LicenceNotAccepted(RuntimeError):
+    """The source carries a licence notice that was not accepted."""
+
+    def __init__(self, source: "Source"):
+        self.source_id = source.id
+        self.notice = source.licence_notice
+        super().__init__(
+            f"source {source.id!r} is under {source.licence}; its licence notice (printed "
+            f"above, also in this exception's .notice) must be accepted before it is fetched. "
+            f"To accept, pass {ACCEPT_FLAG} to `python -m mlipft.download`, or set "
+            f"`{ACCEPT_CONFIG_KEY}: true` in the workflow config "
+            f"(fetch(..., accept_licences=True) from Python)."
+        )
+
+
+class ManualDownloadRequired(DownloadError):
+    """The source has no direct URL and no local copy was found."""
+
+    def __init__(self, source: "Source", searched: Sequence[Path]):
+        self.source_id = source.id
+        self.searched = list(searched)
+        dirs = ", ".join(str(d) for d in searched) or "(none given)"
+        super().__init__(
+            f"source {source.id!r} must be downloaded by hand and no local copy was found "
+            f"(searched local dirs: {dirs}; set with --local-dir or {LOCAL_DATA_ENV}).\n"
+            f"{source.instructions or 'See ' + source.url}"
+        )
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    id: str
+    url: str
+    dest: str
+    kind: str
+    licence: str
+    description: str
+    licence_notice: str | None = None
+    manual: bool = False
+    instructions: str | None = None
+    # False when another source in the same file has the same basename: local copies are
+    # then only looked up by their dest path (set by load_sources).
+    unique_basename: bool = True
+
+    @property
+    def basename(self) -> str:
+        return Path(self.dest).name
+
+    def path(self, dest_root: os.PathLike | str) -> Path:
+        return Path(dest_root) / self.dest
+
+
+def _entry_name(i: int, entry: object) -> str:
+    if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+        return f"entry #{i + 1} (id {entry['id']!r})"
+    return f"entry #{i + 1}"
+
+
+def load_sources(path: os.PathLike | str) -> dict[str, Source]:
+    """Read and validate a sources YAML file; return ``{id: Source}`` in file order.
+
+    Raises :class:`SourcesError` naming the file and the offending entry for: missing or
+    unknown keys, empty values, bad ids, kinds, URLs or dest paths, duplicate ids or dests,
+    and ``manual: true`` without ``instructions``.
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SourcesError(f"{path}: cannot read sources file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("sources"), list):
+        raise SourcesError(f"{path}: expected a top-level mapping with a `sources:` list")
+
+    out: dict[str, Source] = {}
+    dests: dict[str, str] = {}
+    for i, entry in enumerate(doc["sources"]):
+        name = _entry_name(i, entry)
+
+        def bad(msg: str) -> SourcesError:
+            return SourcesError(f"{path}: {name}: {msg}")
+
+        if not isinstance(entry, Mapping):
+            raise bad("expected a mapping of keys")
+        missing = [k for k in REQUIRED_KEYS if k not in entry]
+        if missing:
+            raise bad(f"missing required key(s) {', '.join(repr(k) for k in missing)}")
+        unknown = sorted(set(entry) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+        if unknown:
+            raise bad(f"unknown key(s) {', '.join(repr(k) for k in unknown)} "
+                      f"(allowed: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)})")
+        for k in REQUIRED_KEYS + ("licence_notice", "instructions"):
+            if k in entry and not (isinstance(entry[k], str) and entry[k].strip()):
+                raise bad(f"key {k!r} must be a non-empty string")
+        sid = entry["id"]
+        if not _ID_RE.match(sid):
+            raise bad(f"id {sid!r} may only contain letters, digits, '_', '.', '-'")
+        if sid in out:
+            raise bad(f"duplicate id {sid!r}")
+        url = urllib.parse.urlsplit(entry["url"])
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise bad(f"url {entry['url']!r} is not an http(s) URL")
+        dest = entry["dest"]
+        dpath = Path(dest)
+        if dpath.is_absolute() or ".." in dpath.parts or dest.endswith("/") or dest in (".", ""):
+            raise bad(f"dest {dest!r} must be a relative file path without '..'")
+        norm = dpath.as_posix()
+        if norm in dests:
+            raise bad(f"dest {dest!r} is also used by id {dests[norm]!r}")
+        if entry["kind"] not in KINDS:
+            raise bad(f"kind {entry['kind']!r} is not one of {', '.join(KINDS)}")
+        manual = entry.get("manual", False)
+        if not isinstance(manual, bool):
+            raise bad("key 'manual' must be true or false")
+        if manual and not entry.get("instructions"):
+            raise bad("manual: true needs an 'instructions' text")
+        out[sid] = Source(
+            id=sid, url=entry["url"], dest=norm, kind=entry["kind"],
+            licence=entry["licence"].strip(), description=entry["description"].strip(),
+            licence_notice=(entry.get("licence_notice") or None),
+            manual=manual, instructions=(entry.get("instructions") or None),
+        )
+        dests[norm] = sid
+    names: dict[str, int] = {}
+    for src in out.values():
+        names[src.basename] = names.get(src.basename, 0) + 1
+    return {sid: (src if names[src.basename] == 1
+                  else dataclasses.replace(src, unique_basename=False))
+            for sid, src in out.items()}
+
+
+# --------------------------------------------------------------------------- lock file
+
+
+@dataclasses.dataclass(frozen=True)
+class LockEntry:
+    id: str
+    sha256: str
+    bytes: int
+    url: str
+
+
+def read_lock(lock_path: os.PathLike | str) -> dict[str, LockEntry]:
+    """Read the lock TSV; a missing or empty file is an empty lock."""
+    lock_path = Path(lock_path)
+    if not lock_path.exists():
+        return {}
+    entries: dict[str, LockEntry] = {}
+    for n, line in enumerate(lock_path.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if tuple(fields) == LOCK_HEADER:
+            continue
+        if len(fields) != len(LOCK_HEADER):
+            raise LockFileError(f"{lock_path}:{n}: expected {len(LOCK_HEADER)} tab-separated "
+                                f"fields ({' '.join(LOCK_HEADER)}), got {len(fields)}")
+        sid, sha, size, url = fields
+        if not _SHA_RE.match(sha) or not size.isdigit():
+            raise LockFileError(f"{lock_path}:{n}: bad sha256 or byte count for {sid!r}")
+        if sid in entries:
+            raise LockFileError(f"{lock_path}:{n}: duplicate id {sid!r}")
+        entries[sid] = LockEntry(sid, sha, int(size), url)
+    return entries
+
+
+def write_lock(lock_path: os.PathLike | str, entries: Mapping[str, LockEntry]) -> None:
+    """Write the lock TSV atomically (temp file + os.replace), rows sorted by id."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["\t".join(LOCK_HEADER)]
+    for sid in sorted(entries):
+        e = entries[sid]
+        lines.append(f"{e.id}\t{e.sha256}\t{e.bytes}\t{e.url}")
+    fd, tmp = tempfile.mkstemp(dir=lock_path.parent, prefix=f".{lock_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, lock_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the lock file between processes (flock on its dir)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - filesystems without flock
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sha256_file(path: os.PathLike | str) -> tuple[str, int]:
+    """Return (hex sha256, size in bytes) of a file."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def local_dirs_from_env() -> list[Path]:
+    raw = os.environ.get(LOCAL_DATA_ENV, "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def find_local(source: Source, local_dirs: Iterable[os.PathLike | str]) -> list[Path]:
+    """Candidate local copies of ``source``: ``DIR/dest`` then ``DIR/basename`` per dir.
+
+    The basename is not tried when another source shares it (``source.unique_basename``).
+    """
+    found: list[Path] = []
+    for d in local_dirs:
+        d = Path(d)
+        names = [source.dest] + ([source.basename] if source.unique_basename else [])
+        for cand in (d / n for n in names):
+            if cand.is_file() and cand not in found:
+                found.append(cand)
+    return found
+
+
+def _licence_accepted(source: Source, accept_licences: bool | Collection[str]) -> bool:
+    if not source.licence_notice:
+        return True
+    if isinstance(accept_licences, bool):
+        return accept_licences
+    return source.id in accept_licences
+
+
+def _tmp_name(final: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _retryable_http(code: int) -> bool:
+    return code >= 500 or code in (408, 425, 429)
+
+
+def _default_opener(request: urllib.request.Request, timeout: float):
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _stream_to(response, tmp: Path, url: str) -> tuple[str, int]:
+    """Copy a response body into ``tmp`` while hashing it; check Content-Length."""
+    expected = response.headers.get("Content-Length")
+    ctype = (response.headers.get("Content-Type") or "").lower()
+    if ctype.startswith("text/html") and not url.lower().endswith((".html", ".htm")):
+        raise _Fatal(f"{url} returned an HTML page (Content-Type {ctype}), not the file; "
+                     f"it is probably a landing or login page")
+    h = hashlib.sha256()
+    n = 0
+    head = b""
+    with open(tmp, "wb") as fh:
+        while chunk := response.read(CHUNK):
+            if len(head) < len(_LFS_POINTER):
+                head += chunk[: len(_LFS_POINTER)]
+            h.update(chunk)
+            fh.write(chunk)
+            n += len(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if expected is not None and expected.isdigit() and int(expected) != n:
+        raise ConnectionError(f"connection closed after {n} of {expected} bytes")
+    if head.startswith(_LFS_POINTER) and n < 1024:
+        raise _Fatal(f"{url} returned a Git LFS pointer ({n} bytes), not the file itself")
+    return h.hexdigest(), n
+
+
+class _Fatal(Exception):
+    """Internal: a download failure that retrying will not fix."""
+
+
+def _download(source: Source, tmp: Path, *, retries: int, backoff: float, timeout: float,
+              opener: Callable, sleep: Callable[[float], None]) -> tuple[str, int]:
+    request = urllib.request.Request(source.url, headers={"User-Agent": USER_AGENT})
+    attempts = max(0, int(retries)) + 1
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        if attempt:
+            delay = backoff * (2 ** (attempt - 1))
+            LOG.warning("%s: attempt %d/%d failed (%s); retrying in %.1f s",
+                        source.id, attempt, attempts, last, delay)
+            if delay > 0:
+                sleep(delay)
+        try:
+            with opener(request, timeout) as response:
+                return _stream_to(response, tmp, source.url)
+        except urllib.error.HTTPError as exc:
+            last = exc
+            with contextlib.suppress(Exception):
+                exc.close()
+            if not _retryable_http(exc.code):
+                raise DownloadError(f"source {source.id!r}: HTTP {exc.code} {exc.reason} "
+                                    f"for {source.url}") from exc
+        except _Fatal as exc:
+            raise DownloadError(f"source {source.id!r}: {exc}") from exc
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout,
+                ConnectionError, TimeoutError, OSError) as exc:
+            last = exc
+    raise DownloadError(f"source {source.id!r}: download of {source.url} failed after "
+                        f"{attempts} attempt(s): {last}") from last
+
+
+def _place(source: Source, tmp: Path, final: Path, digest: str, size: int,
+           lock_path: Path, origin: str) -> None:
+    """Check ``tmp`` against the lock (recording it if new), then move it to ``final``."""
+    with _locked(lock_path.parent):
+        entries = read_lock(lock_path)
+        entry = entries.get(source.id)
+        if entry is not None:
+            if entry.sha256 != digest:
+                raise ChecksumMismatch(source.id, final, entry.sha256, digest, origin)
+            if entry.url != source.url:
+                LOG.warning("%s: URL changed since the lock was written (%s -> %s); the "
+                            "digest still matches", source.id, entry.url, source.url)
+        else:
+            entries[source.id] = LockEntry(source.id, digest, size, source.url)
+            write_lock(lock_path, entries)
+            LOG.info("%s: recorded sha256 %s (%d bytes) in %s", source.id, digest, size,
+                     lock_path)
+        os.replace(tmp, final)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike | str,
+          local_dirs: Iterable[os.PathLike | str] = (), retries: int = 3,
+          backoff: float = 2.0, timeout: float = 60.0,
+          accept_licences: bool | Collection[str] = False,
+          opener: Callable | None = None, allow_download: bool = True,
+          sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Make ``dest_root/source.dest`` hold the source's file, checked against the lock.
+
+    Returns the final path. ``retries`` is the number of further attempts after the first
+    (waiting ``backoff * 2**k`` seconds before the k-th retry); ``timeout`` is the socket
+    timeout in seconds; ``accept_licences`` is True, or a collection of accepted ids;
+    ``opener(request, timeout)`` returns a response (default ``urllib.request.urlopen``);
+    ``allow_download=False`` only uses files already in place or in local dirs.
+
+    A file already at the destination whose digest differs from the lock is moved aside to
+    ``<name>.mismatch-<sha12>`` before the file is obtained again; one that is not yet in
+    the lock is adopted and its digest recorded.
+
+    Raises :class:`LicenceNotAccepted`, :class:`ChecksumMismatch`,
+    :class:`ManualDownloadRequired` or :class:`DownloadError`; on any failure nothing new is
+    put under the final name and temporary files are removed.
+    """
+    dest_root = Path(dest_root)
+    lock_path = Path(lock_path)
+    final = source.path(dest_root)
+    opener = opener or _default_opener
+
+    locked = read_lock(lock_path).get(source.id)
+    if final.is_file() and locked is not None:
+        digest, _ = sha256_file(final)
+        if digest == locked.sha256:
+            LOG.info("%s: %s is present and matches the lock", source.id, final)
+            return final
+        aside = final.with_name(f"{final.name}.mismatch-{digest[:12]}")
+        os.replace(final, aside)
+        LOG.warning("%s: %s does not match the lock (sha256 %s, expected %s); moved it to %s "
+                    "and obtaining it again", source.id, final, digest, locked.sha256, aside)
+
+    if not _licence_accepted(source, accept_licences):
+        exc = LicenceNotAccepted(source)
+        print(f"\nLicence notice for {source.id} ({source.licence}):\n{source.licence_notice}\n",
+              file=sys.stderr)
+        raise exc
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+
+    if final.is_file() and locked is None:
+        # Put there by hand (or by an older run): adopt it and pin its digest.
+        digest, size = sha256_file(final)
+        LOG.info("%s: %s already present and not yet in the lock; recording it", source.id,
+                 final)
+        with _locked(lock_path.parent):
+            entries = read_lock(lock_path)
+            if source.id in entries and entries[source.id].sha256 != digest:
+                raise ChecksumMismatch(source.id, final, entries[source.id].sha256, digest,
+                                       "the existing file")
+            entries.setdefault(source.id, LockEntry(source.id, digest, size, source.url))
+            write_lock(lock_path, entries)
+        return final
+
+    dirs = [Path(d) for d in local_dirs] + local_dirs_from_env()
+    mismatch: ChecksumMismatch | None = None
+    for cand in find_local(source, dirs):
+        if cand.resolve() == final.resolve():
+            continue
+        tmp = _tmp_name(final)
+        try:
+            os.unlink(tmp)
+            try:
+                os.link(cand, tmp)
+                how = "hard-linked"
+            except OSError:
+                shutil.copyfile(cand, tmp)
+                how = "copied"
+            digest, size = sha256_file(tmp)
+            _place(source, tmp, final, digest, size, lock_path, origin=str(cand))
+            LOG.info("%s: %s %s -> %s", source.id, how, cand, final)
+            return final
+        except ChecksumMismatch as exc:
+            LOG.warning("%s: local copy %s rejected: %s", source.id, cand, exc)
+            mismatch = exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    if source.manual:
+        if mismatch is not None:
+            raise mismatch
+        raise ManualDownloadRequired(source, dirs)
+    if not allow_download:
+        if mismatch is not None:
+            raise mismatch
+        raise DownloadError(f"source {source.id!r}: not present at {final}, no local copy in "
+                            f"{', '.join(map(str, dirs)) or '(no local dirs)'}, and downloads "
+                            f"are disabled (offline)")
+
+    LOG.info("%s: downloading %s", source.id, source.url)
+    tmp = _tmp_name(final)
+    try:
+        digest, size = _download(source, tmp, retries=retries, backoff=backoff,
+                                 timeout=timeout, opener=opener, sleep=sleep)
+        _place(source, tmp, final, digest, size, lock_path, origin=source.url)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    LOG.info("%s: saved %s (%d bytes, sha256 %s)", source.id, final, size, digest)
+    return final
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyProblem:
+    id: str
+    path: Path
+    expected: str
+    actual: str | None  # None when the file is missing
+    reason: str  # "mismatch" | "missing"
+
+
+def verify(dest_root: os.PathLike | str, lock_path: os.PathLike | str,
+           sources: Mapping[str, Source] | Iterable[Source],
+           include_missing: bool = False) -> list[VerifyProblem]:
+    """Check files on disk against the lock; return those whose digest differs.
+
+    Only sources with a lock entry are checked. Missing files are reported (reason
+    ``"missing"``) only with ``include_missing=True``.
+    """
+    if isinstance(sources, Mapping):
+        sources = sources.values()
+    entries = read_lock(lock_path)
+    problems: list[VerifyProblem] = []
+    for src in sources:
+        entry = entries.get(src.id)
+        if entry is None:
+            continue
+        path = src.path(dest_root)
+        if not path.is_file():
+            if include_missing:
+                problems.append(VerifyProblem(src.id, path, entry.sha256, None, "missing"))
+            continue
+        digest, _ = sha256_file(path)
+        if digest != entry.sha256:
+            problems.append(VerifyProblem(src.id, path, entry.sha256, digest, "mismatch"))
+    return problems
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mlipft.download",
+        description="Fetch raw sources listed in a sources YAML, pinning sha256 digests in a "
+                    "lock file.")
+    p.add_argument("ids", nargs="*", metavar="ID", help="source ids to fetch")
+    p.add_argument("--sources", required=True, help="sources YAML (config/sources/paper.yaml)")
+    p.add_argument("--lock", required=True, help="lock TSV (config/sources/paper.lock.tsv)")
+    p.add_argument("--dest", required=True, help="destination root (data/paper/raw)")
+    p.add_argument("--local-dir", action="append", default=[], metavar="DIR",
+                   help=f"directory holding pre-downloaded files (repeatable; also "
+                        f"{LOCAL_DATA_ENV})")
+    p.add_argument(ACCEPT_FLAG, dest="accept_licences", action="store_true",
+                   help="accept the licence notices of the requested sources")
+    p.add_argument("--offline", action="store_true",
+                   help="never download; use files in place or in local dirs only")
+    p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--backoff", type=float, default=2.0)
+    p.add_argument("--timeout", type=float, default=60.0)
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--all", action="store_true", help="every source")
+    sel.add_argument("--kind", choices=KINDS, help="every source of this kind")
+    p.add_argument("--list", action="store_true", help="list the sources and exit")
+    p.add_argument("--verify", action="store_true",
+                   help="check files on disk against the lock instead of fetching")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        sources = load_sources(args.sources)
+        if args.list:
+            lock = read_lock(args.lock)
+            for s in sources.values():
+                flags = "".join([" [manual]" if s.manual else "",
+                                 " [licence notice]" if s.licence_notice else "",
+                                 " [locked]" if s.id in lock else ""])
+                print(f"{s.id}\t{s.kind}\t{s.dest}{flags}")
+            return 0
+        unknown = [i for i in args.ids if i not in sources]
+        if unknown:
+            raise SourcesError(f"{args.sources}: unknown source id(s) {', '.join(unknown)}; "
+                               f"known: {', '.join(sources)}")
+        if args.all:
+            chosen = list(sources.values())
+        else:
+            wanted = set(args.ids)
+            chosen = [s for s in sources.values()
+                      if s.id in wanted or (args.kind is not None and s.kind == args.kind)]
+        if args.verify:
+            chosen = chosen if (args.ids or args.all or args.kind) else list(sources.values())
+            problems = verify(args.dest, args.lock, chosen, include_missing=bool(args.ids))
+            for pr in problems:
+                print(f"{pr.reason}\t{pr.id}\t{pr.path}\texpected {pr.expected}\t"
+                      f"actual {pr.actual}", file=sys.stderr)
+            LOG.info("verified %d source(s): %d problem(s)", len(chosen), len(problems))
+            return 1 if problems else 0
+        if not chosen:
+            raise SourcesError("no source ids given (name IDs, or use --all / --kind)")
+        for src in chosen:
+            fetch(src, args.dest, args.lock, local_dirs=args.local_dir, retries=args.retries,
+                  backoff=args.backoff, timeout=args.timeout,
+                  accept_licences=args.accept_licences, allow_download=not args.offline)
+    except (DownloadError, SourcesError, LockFileError, LicenceNotAccepted, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Small I/O helpers: atomic writes, so that a failing job never leaves a partial file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ase import Atoms
+from ase.io import read, write
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, atoms_list: list[Atoms]) -> None:
+    """Write configurations as extxyz, atomically, without calculator results."""
+    clean = []
+    for atoms in atoms_list:
+        a = atoms.copy()
+        a.calc = None
+        clean.append(a)
+    with atomic_path(path) as tmp:
+        write(tmp, clean, format="extxyz")
+
+
+def read_configs(path: str | Path) -> list[Atoms]:
+    """Read every frame of an extxyz file (a clear error names the file)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        return read(path, index=":", format="extxyz")
+    except Exception as err:
+        raise ValueError(f"cannot read {path} as extxyz: {err}") from err
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
