@@ -299,7 +299,7 @@ start_mariadb() {
         --socket="$STATE/mysql/mysqld.sock" --port="$DB_PORT" \
         --bind-address=127.0.0.1 --pid-file="$STATE/run/mariadbd.pid" \
         --log-error="$LOG/mariadbd.log" --skip-name-resolve \
-        --innodb-buffer-pool-size=128M --innodb-log-file-size=64M \
+        --innodb-buffer-pool-size=256M --innodb-log-file-size=64M \
         --innodb-lock-wait-timeout=900 --max-connections=100
     wait_for "mariadb" "$LOG/mariadbd.log" "$LOG/mariadbd.stdout" -- \
         mysql_client -e 'SELECT 1'

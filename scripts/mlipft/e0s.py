@@ -1,0 +1,167 @@
+"""E0 (isolated-atom reference energy) fitting: one JSON per (training set, foundation).
+
+The paper compares E0 initialisations (facts.md sections 1-3). For a training set and a
+foundation model this module computes every mode with mace-torch's own code and writes them
+side by side, so that each fine-tune receives an explicit ``--E0s`` dictionary:
+
+- ``average``: least squares of total energies on element counts
+  (``mace.data.utils.compute_average_E0s``);
+- ``estimated``: model-aware, the foundation's E0s plus per-element corrections fitted to its
+  residuals on the training set (``mace.data.estimate_e0s_from_foundation``);
+- ``foundation``: the foundation's own E0s (its level of theory, not the target's);
+- ``isolated``: isolated-atom energies at the target level, where the data has them.
+
+It also records the *initial* energy error (meV/atom) a fine-tune would start from with each
+mode: foundation interaction energy + that mode's E0s against the reference. The paper's rule of
+thumb: above 500 meV/atom signals an E0 mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from .io import read_configs, write_json
+from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, ISOLATED_ATOM
+
+log = logging.getLogger(__name__)
+MISMATCH_MEV_PER_ATOM = 500.0
+
+
+def isolated_from_file(path: str | Path) -> dict[int, float]:
+    """``{Z: E}`` from rows with ``config_type=IsolatedAtom`` (one atom each)."""
+    out = {}
+    for atoms in read_configs(path):
+        if atoms.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM:
+            continue
+        if len(atoms) != 1:
+            raise ValueError(f"{path}: an IsolatedAtom row has {len(atoms)} atoms")
+        out[int(atoms.numbers[0])] = float(atoms.info[ENERGY_KEY])
+    return out
+
+
+def _mace_configs(path: str | Path):
+    from mace.data.utils import KeySpecification, load_from_xyz
+
+    keyspec = KeySpecification(info_keys={"energy": ENERGY_KEY, "stress": "REF_stress", "head": "head"},
+                               arrays_keys={"forces": "REF_forces"})
+    _, configs = load_from_xyz(str(path), keyspec, extract_atomic_energies=False)
+    return configs
+
+
+def foundation_e0s(model) -> dict[int, float]:
+    """The E0s stored in a MACE model (first head when it has several)."""
+    energies = model.atomic_energies_fn.atomic_energies.detach().cpu().numpy()
+    if energies.ndim == 2:
+        energies = energies[0]
+    return {int(z): float(e) for z, e in zip(model.atomic_numbers.tolist(), energies)}
+
+
+def fit(train_file: str | Path, foundation_model: str | Path | None = None,
+        isolated_file: str | Path | None = None, device: str = "cpu",
+        default_dtype: str = "float64") -> dict:
+    """Compute every available E0 mode for the elements of ``train_file``."""
+    import torch
+    from mace.data.utils import compute_average_E0s, estimate_e0s_from_foundation
+    from mace.tools import torch_tools
+    from mace.tools.utils import AtomicNumberTable
+
+    torch_tools.set_default_dtype(default_dtype)
+    configs = [c for c in _mace_configs(train_file) if c.properties.get("energy") is not None]
+    if not configs:
+        raise ValueError(f"{train_file}: no configuration with {ENERGY_KEY}")
+    zs = sorted({int(z) for c in configs for z in c.atomic_numbers})
+    z_table = AtomicNumberTable(zs)
+    modes: dict[str, dict[int, float] | None] = {
+        "average": {int(z): float(e) for z, e in compute_average_E0s(configs, z_table).items()},
+        "isolated": None, "foundation": None, "estimated": None,
+    }
+    if isolated_file is not None:
+        iso = isolated_from_file(isolated_file)
+        missing = [chemical_symbols[z] for z in zs if z not in iso]
+        if missing:
+            raise ValueError(f"{isolated_file}: no IsolatedAtom row for {missing}")
+        modes["isolated"] = {z: iso[z] for z in zs}
+    initial = {}
+    if foundation_model is not None:
+        model = torch.load(str(foundation_model), map_location=device, weights_only=False)
+        found = foundation_e0s(model)
+        missing = [chemical_symbols[z] for z in zs if z not in found]
+        if missing:
+            raise ValueError(f"foundation {foundation_model} has no E0s for {missing}")
+        modes["foundation"] = {z: found[z] for z in zs}
+        estimated = estimate_e0s_from_foundation(model, found, configs, z_table, device=device)
+        modes["estimated"] = {z: float(estimated[z]) for z in zs}
+        initial = initial_errors(model, configs, modes, found, device)
+    for mode, values in initial.items():
+        if values > MISMATCH_MEV_PER_ATOM:
+            log.warning("E0 mode %s starts %.0f meV/atom off (> %.0f): E0 mismatch", mode, values,
+                        MISMATCH_MEV_PER_ATOM)
+    return {
+        "train_file": str(train_file),
+        "foundation_model": None if foundation_model is None else str(foundation_model),
+        "elements": [chemical_symbols[z] for z in zs],
+        "modes": {m: (None if v is None else {str(z): e for z, e in v.items()}) for m, v in modes.items()},
+        "initial_energy_rmse_mev_per_atom": initial,
+    }
+
+
+def initial_errors(model, configs, modes, found: dict[int, float], device: str) -> dict[str, float]:
+    """Energy RMSE (meV/atom) of the foundation with each mode's E0s swapped in, before training."""
+    import torch
+    from mace.data import AtomicData
+    from mace.tools import torch_geometric
+    from mace.tools.utils import AtomicNumberTable
+
+    z_table = AtomicNumberTable([int(z) for z in model.atomic_numbers])
+    data = [AtomicData.from_config(c, z_table=z_table, cutoff=float(model.r_max)) for c in configs]
+    loader = torch_geometric.dataloader.DataLoader(dataset=data, batch_size=32, shuffle=False)
+    predicted = []
+    for batch in loader:
+        out = model(batch.to(device).to_dict(), training=False, compute_force=False)
+        predicted.append(out["energy"].detach().cpu().numpy())
+    predicted = np.concatenate(predicted)
+    reference = np.array([c.properties["energy"] for c in configs])
+    counts = [np.bincount(c.atomic_numbers, minlength=119) for c in configs]
+    n_atoms = np.array([len(c.atomic_numbers) for c in configs])
+    base = np.array([sum(found[z] * n[z] for z in found if z < len(n)) for n in counts])
+    errors = {}
+    for mode, e0 in modes.items():
+        if e0 is None:
+            continue
+        shifted = predicted - base + np.array([sum(e0[z] * n[z] for z in e0) for n in counts])
+        errors[mode] = float(1000.0 * np.sqrt(np.mean(((shifted - reference) / n_atoms) ** 2)))
+    return errors
+
+
+def e0s_for_mode(e0_json: dict, mode: str, where: str = "") -> dict[int, float]:
+    """The ``{Z: E0}`` of one mode from a JSON written by :func:`fit`."""
+    values = e0_json["modes"].get(mode)
+    if values is None:
+        raise ValueError(f"{where or 'E0 file'}: E0 mode {mode!r} is not available "
+                         f"(available: {[m for m, v in e0_json['modes'].items() if v]})")
+    return {int(z): float(e) for z, e in values.items()}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", required=True, help="training set (extxyz, REF_energy)")
+    parser.add_argument("--foundation", help="foundation model (.model); omit for none")
+    parser.add_argument("--isolated", help="extxyz with IsolatedAtom rows at the target level")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--default-dtype", default="float64")
+    parser.add_argument("--output", required=True, help="JSON to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    result = fit(args.train, args.foundation, args.isolated, args.device, args.default_dtype)
+    write_json(args.output, result)
+    log.info("E0s for %s -> %s: initial errors %s", args.train, args.output,
+             result["initial_energy_rmse_mev_per_atom"])
+
+
+if __name__ == "__main__":
+    main()

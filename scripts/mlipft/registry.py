@@ -1,0 +1,204 @@
+"""The strategy registry: the paper's model types as ``mace_run_train`` command lines.
+
+A strategy is data (``strategies:`` in the config): whether it starts from a foundation, whether
+it is multihead (replay), which replay set, and its own ``mace_run_train`` flags with the paper's
+hyperparameters. This module turns a strategy plus one run's context into the exact argument list,
+guarding against mace-torch 0.3.16's traps (facts.md section 2):
+
+- ``--multiheads_finetuning`` defaults to True and silently switches itself off without a
+  ``--pt_train_file``: it is always written explicitly, and a multihead strategy without a
+  replay file is an error here, not a silent naive fine-tune;
+- multihead mode forces lr 1e-4 and EMA decay 0.99999 unless ``--force_mh_ft_lr True``: a
+  multihead strategy that sets ``lr`` or ``ema_decay`` must also set ``force_mh_ft_lr``;
+- ``--E0s average`` is refused with multihead: E0s are always passed as an explicit dictionary;
+- replay files are always explicit paths (the ``omat``/``matpes`` keywords fall back to MP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import ENERGY_KEY, FORCES_KEY, STRESS_KEY
+from .mace_flags import load_snapshot
+
+# Flags the workflow owns: a strategy or the common block may not set them.
+RESERVED = frozenset({
+    "name", "seed", "train_file", "valid_file", "test_file", "foundation_model",
+    "multiheads_finetuning", "pt_train_file", "E0s", "model_dir", "checkpoints_dir",
+    "results_dir", "log_dir", "work_dir", "device", "default_dtype", "energy_key",
+    "forces_key", "stress_key", "max_num_epochs", "batch_size", "num_samples_pt", "heads",
+})
+E0_MODES = ("average", "estimated", "foundation", "isolated")
+
+
+class RegistryError(ValueError):
+    """A strategy definition that cannot become a valid mace_run_train command."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    label: str
+    uses_foundation: bool
+    multihead: bool
+    replay: str | None = None
+    e0s: str | None = None  # overrides the run's E0 mode (from scratch: isolated atoms)
+    mace_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trains_lora(self) -> bool:
+        return bool(self.mace_args.get("lora", False))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a single fine-tune needs besides its strategy."""
+
+    name: str
+    seed: int
+    train_file: str
+    valid_file: str
+    e0s: dict[int, float]
+    out_dir: str
+    max_num_epochs: int
+    batch_size: int
+    device: str = "cpu"
+    default_dtype: str = "float64"
+    foundation_model: str | None = None
+    replay_file: str | None = None
+    num_samples_pt: int | None = None
+    test_file: str | None = None
+    compute_stress: bool = False
+    common: dict[str, Any] = field(default_factory=dict)
+    scratch_model: dict[str, Any] = field(default_factory=dict)
+
+
+def strategy_from_config(name: str, entry: dict) -> Strategy:
+    """Build and check one strategy of the config's ``strategies`` block."""
+    where = f"config entry strategies.{name}"
+    strategy = Strategy(
+        name=name,
+        label=entry.get("label", name),
+        uses_foundation=bool(entry["uses_foundation"]),
+        multihead=bool(entry["multihead"]),
+        replay=entry.get("replay"),
+        e0s=entry.get("e0s"),
+        mace_args=dict(entry.get("mace_args", {})),
+    )
+    check_flags(strategy.mace_args, where)
+    if strategy.multihead and not strategy.uses_foundation:
+        raise RegistryError(f"{where}: multihead: true needs uses_foundation: true")
+    if strategy.multihead and not strategy.replay:
+        raise RegistryError(f"{where}: a multihead strategy needs a replay set (key `replay`)")
+    if not strategy.multihead and strategy.replay:
+        raise RegistryError(f"{where}: `replay` is only used by multihead strategies")
+    if strategy.multihead and ({"lr", "ema_decay"} & set(strategy.mace_args)) and not strategy.mace_args.get("force_mh_ft_lr"):
+        raise RegistryError(
+            f"{where}: sets lr/ema_decay in multihead mode, which mace-torch 0.3.16 overrides to "
+            "1e-4 / 0.99999 unless `force_mh_ft_lr: true` is also set"
+        )
+    if strategy.mace_args.get("pseudolabel_replay") and not strategy.multihead:
+        raise RegistryError(f"{where}: pseudolabel_replay needs multihead: true")
+    if not strategy.uses_foundation and ({"freeze", "lora"} & set(strategy.mace_args)):
+        raise RegistryError(f"{where}: freeze/lora need a foundation model (uses_foundation: true)")
+    if strategy.e0s is not None and strategy.e0s not in E0_MODES:
+        raise RegistryError(f"{where}.e0s: {strategy.e0s!r} is not one of {E0_MODES}")
+    if strategy.multihead and strategy.e0s == "average":
+        raise RegistryError(f"{where}: mace-torch refuses average E0s with multihead fine-tuning")
+    return strategy
+
+
+def strategies_from_config(config: dict) -> dict[str, Strategy]:
+    return {name: strategy_from_config(name, entry) for name, entry in config["strategies"].items()}
+
+
+def check_flags(args: dict[str, Any], where: str) -> None:
+    """Every key must be a mace_run_train flag the workflow does not own."""
+    known = load_snapshot()
+    for key in args:
+        if key in RESERVED:
+            raise RegistryError(f"{where}.{key}: this flag is set by the workflow, not by a strategy")
+        if key not in known:
+            close = [k for k in known if k.replace("_", "") == key.replace("_", "").lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RegistryError(f"{where}.{key}: not a mace_run_train (mace-torch 0.3.16) flag{hint}")
+
+
+def effective_e0_mode(strategy: Strategy, requested: str) -> str:
+    """The E0 mode a run of this strategy really uses."""
+    mode = strategy.e0s or requested
+    if mode not in E0_MODES:
+        raise RegistryError(f"E0 mode {mode!r} is not one of {E0_MODES}")
+    if strategy.multihead and mode == "average":
+        raise RegistryError(f"strategy {strategy.name}: average E0s cannot be used with multihead fine-tuning")
+    if not strategy.uses_foundation and mode in ("estimated", "foundation"):
+        raise RegistryError(f"strategy {strategy.name}: E0 mode {mode!r} needs a foundation model")
+    return mode
+
+
+def _render(key: str, value: Any, kinds: dict[str, str]) -> list[str]:
+    if kinds.get(key) == "switch":
+        return [f"--{key}"] if value else []
+    if isinstance(value, bool):
+        value = "True" if value else "False"
+    return [f"--{key}={value}"]
+
+
+def format_e0s(e0s: dict[int, float]) -> str:
+    """mace's --E0s dictionary syntax, keys sorted, full precision."""
+    return "{" + ", ".join(f"{int(z)}: {float(e)!r}" for z, e in sorted(e0s.items())) + "}"
+
+
+def build_args(strategy: Strategy, run: RunSpec) -> list[str]:
+    """The complete ``mace_run_train`` argument list (without the program name)."""
+    kinds = load_snapshot()
+    if strategy.uses_foundation and not run.foundation_model:
+        raise RegistryError(f"run {run.name}: strategy {strategy.name} needs a foundation model")
+    if strategy.multihead and not run.replay_file:
+        raise RegistryError(f"run {run.name}: multihead strategy {strategy.name} needs a replay file")
+    if not run.e0s:
+        raise RegistryError(f"run {run.name}: no E0s given")
+
+    merged: dict[str, Any] = {}
+    merged.update(run.common)
+    if not strategy.uses_foundation:
+        merged.update(run.scratch_model)
+    merged.update(strategy.mace_args)
+    merged.setdefault("ema", True)  # ema_decay has no effect without --ema
+    merged.setdefault("save_cpu", True)
+
+    args = [
+        f"--name={run.name}",
+        f"--seed={run.seed}",
+        f"--train_file={run.train_file}",
+        f"--valid_file={run.valid_file}",
+        f"--E0s={format_e0s(run.e0s)}",
+        f"--energy_key={ENERGY_KEY}",
+        f"--forces_key={FORCES_KEY}",
+        f"--stress_key={STRESS_KEY}",
+        f"--device={run.device}",
+        f"--default_dtype={run.default_dtype}",
+        f"--max_num_epochs={run.max_num_epochs}",
+        f"--batch_size={run.batch_size}",
+        f"--valid_batch_size={run.batch_size}",
+        f"--work_dir={run.out_dir}",
+        f"--model_dir={run.out_dir}",
+        f"--checkpoints_dir={run.out_dir}/checkpoints",
+        f"--results_dir={run.out_dir}/results",
+        f"--log_dir={run.out_dir}/logs",
+    ]
+    if run.test_file:
+        args.append(f"--test_file={run.test_file}")
+    if run.compute_stress:
+        args.append("--compute_stress=True")
+    if strategy.uses_foundation:
+        args.append(f"--foundation_model={run.foundation_model}")
+        args.append(f"--multiheads_finetuning={'True' if strategy.multihead else 'False'}")
+    if strategy.multihead:
+        args.append(f"--pt_train_file={run.replay_file}")
+        if run.num_samples_pt:
+            args.append(f"--num_samples_pt={run.num_samples_pt}")
+    for key, value in merged.items():
+        args += _render(key, value, kinds)
+    return args
