@@ -25,6 +25,7 @@ from ase import Atoms
 from .. import xtb
 from ..io import write_atomic
 from ..keys import CONFIG_TYPE_KEY, ENERGY_KEY
+from ..neb import neb_path
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ CARD = {
     "different": "9 unsubstituted reactions instead of 1,778 substituted ones; GFN2-xTB instead "
     "of MP2; gas-phase anionic complexes with total charge -1 (MACE sees no charge)",
 }
+
+FILES = ("train", "train_rp", "valid", "valid_rp", "test", "isolated_atoms", "reference_neb")
 
 DEFAULT_PARAMS = {
     "reactions": [f"{x}_{y}" for x in HALOGENS for y in HALOGENS],
@@ -123,34 +126,15 @@ def endpoints(reaction: str, fmax: float = 0.01, steps: int = 300) -> tuple[Atom
 def reference_neb(reaction: str, n_images: int, fmax: float, steps: int) -> list[Atoms]:
     """Climbing-image NEB at the target level between relaxed complexes."""
     reactant, product = endpoints(reaction)
-    images = neb_path(reactant, product, n_images, lambda: xtb.calculator("target", charge=-1), fmax, steps)
+    images, _, converged = neb_path(reactant, product, n_images,
+                                    lambda _atoms: xtb.calculator("target", charge=-1), fmax, steps)
+    if not converged:
+        log.warning("reference NEB of %s did not converge in %d steps", reaction, steps)
     labelled = xtb.label(images, "target")
     for i, atoms in enumerate(labelled):
         atoms.info["reaction"] = reaction
         atoms.info["image"] = i
     return labelled
-
-
-def neb_path(reactant: Atoms, product: Atoms, n_images: int, make_calc, fmax: float, steps: int) -> list[Atoms]:
-    """ASE climbing-image NEB (IDPP interpolation, FIRE) with one calculator per image.
-
-    Returns the images with calculators detached (positions only).
-    """
-    from ase.mep import NEB
-    from ase.optimize import FIRE
-
-    images = [reactant.copy()] + [reactant.copy() for _ in range(n_images)] + [product.copy()]
-    for atoms in images:
-        atoms.calc = make_calc()
-    neb = NEB(images, climb=True, allow_shared_calculator=False)
-    neb.interpolate(method="idpp")
-    FIRE(neb, logfile=None).run(fmax=fmax, steps=steps)
-    out = []
-    for atoms in images:
-        a = atoms.copy()
-        a.info.update(reactant.info)
-        out.append(a)
-    return out
 
 
 def _rattled(base: Atoms, n: int, sigma: float, rng: np.random.Generator, region: str, reaction: str) -> list[Atoms]:
@@ -219,4 +203,4 @@ def generate(params: dict, seed: int, out_dir: Path) -> dict:
     return {name: len(v) for name, v in files.items()}
 
 
-__all__ = ["CARD", "DEFAULT_PARAMS", "generate", "reference_neb", "neb_path", "endpoints"]
+__all__ = ["CARD", "DEFAULT_PARAMS", "generate", "reference_neb", "endpoints"]

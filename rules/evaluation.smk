@@ -1,0 +1,67 @@
+# Evaluation of each fine-tuned model: test-set errors (batched mace_eval_configs) and NEB profiles.
+
+
+rule evaluate_errors:
+    message:
+        "Test-set errors of {wildcards.strategy} ({wildcards.benchmark}/{wildcards.trainset} f{wildcards.fraction}, seed {wildcards.seed})"
+    input:
+        model=rules.finetune.output.model,
+        test=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["test"]),
+    output:
+        predictions=temp(f"{RES}/{RUN}/predictions_test.xyz"),
+        errors=f"{RES}/{RUN}/errors_test.csv",
+    params:
+        run=lambda w: json.dumps({k: w[k] for k in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "seed")}),
+        batch_size=32,
+    threads: config["threads"]
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    log:
+        f"{RES}/logs/evaluate_errors/{RUN}.log",
+    benchmark:
+        f"{RES}/benchmarks/evaluate_errors/{RUN}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "(OMP_NUM_THREADS={threads} mace_eval_configs --configs {input.test} --model {input.model} "
+        "--output {output.predictions} --default_dtype {config[default_dtype]} "
+        "--batch_size {params.batch_size} --head Default && "
+        "python -m mlipft.evaluate --predictions {output.predictions} --run {params.run:q} "
+        "--testset test --output {output.errors}) > {log} 2>&1"
+
+
+def neb_reactions(w):
+    reactions = set()
+    for name, fig in config["figures"].items():
+        if fig["kind"] == "neb_profiles" and fig["benchmark"] == w.benchmark:
+            reactions.update(fig["neb_reactions"])
+    return " ".join(sorted(reactions))
+
+
+rule run_neb:
+    message:
+        "NEB profiles of {wildcards.strategy} ({wildcards.benchmark}/{wildcards.trainset}, seed {wildcards.seed})"
+    input:
+        model=rules.finetune.output.model,
+        reference=lambda w: bench_file(w.benchmark, "reference_neb"),
+    output:
+        f"{RES}/{RUN}/neb.csv",
+    params:
+        reactions=neb_reactions,
+        neb=SC["neb"],
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    log:
+        f"{RES}/logs/run_neb/{RUN}.log",
+    benchmark:
+        f"{RES}/benchmarks/run_neb/{RUN}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.neb --model {input.model} --reference {input.reference} "
+        "--reactions {params.reactions} --n-images {params.neb[n_images]} --fmax {params.neb[fmax]} "
+        "--steps {params.neb[steps]} --default-dtype {config[default_dtype]} --threads {threads} "
+        "--output {output} > {log} 2>&1"

@@ -1,0 +1,90 @@
+# Figures and tables. Each configured figure gets a collect rule (runs -> tidy tables), a plot
+# rule (tables -> PNG and PDF; editing a plot re-runs no training) and a named target.
+
+REFERENCE_LABEL = {"mini": "GFN2-xTB reference", "paper": "reference"}[config["world"]]
+
+
+def strategy_labels(figure):
+    return json.dumps({s: STRATEGIES[s].label for s in cfg.strategy_names(config, figure)})
+
+
+for _fig, _spec in config["figures"].items():
+    _runs = runs_of(_fig)
+    if _spec["kind"] == "test_errors":
+        _tables = {
+            "table": f"{RES}/tables/{_fig}_errors.csv",
+            "extra": f"{RES}/tables/{_fig}_trainable.csv",
+        }
+        _collect = (
+            "python -m mlipft.tables --inputs {input.results} --output {output.table} && "
+            "python -m mlipft.tables --inputs {input.trainable} --output {output.extra}"
+        )
+        _inputs = {
+            "results": [f"{RES}/{r.path}/errors_test.csv" for r in _runs],
+            "trainable": [f"{RES}/{r.path}/trainable.json" for r in _runs],
+        }
+    else:
+        _tables = {
+            "table": f"{RES}/tables/{_fig}_neb_profiles.csv",
+            "extra": f"{RES}/tables/{_fig}_neb_barriers.csv",
+        }
+        _collect = "python -m mlipft.tables --inputs {input.results} --output {output.table} --barriers {output.extra}"
+        _inputs = {"results": [f"{RES}/{r.path}/neb.csv" for r in _runs]}
+
+    rule:
+        name:
+            f"collect_{_fig}"
+        message:
+            f"Tables of {_fig}"
+        input:
+            **_inputs,
+        output:
+            **_tables,
+        log:
+            f"{RES}/logs/collect/{_fig}.log",
+        benchmark:
+            f"{RES}/benchmarks/collect/{_fig}.tsv"
+        conda:
+            "../envs/mlipft.yaml"
+        shell:
+            "(" + _collect + ") > {log} 2>&1"
+
+    rule:
+        name:
+            f"plot_{_fig}"
+        message:
+            f"Figure {_fig}"
+        input:
+            **_tables,
+        output:
+            png=f"{RES}/figures/{_fig}.png",
+            pdf=f"{RES}/figures/{_fig}.pdf",
+        params:
+            kind=_spec["kind"],
+            labels=strategy_labels(_fig),
+            title=_spec["description"],
+            reference=REFERENCE_LABEL,
+        log:
+            f"{RES}/logs/plot/{_fig}.log",
+        benchmark:
+            f"{RES}/benchmarks/plot/{_fig}.tsv"
+        conda:
+            "../envs/mlipft.yaml"
+        shell:
+            "python -m mlipft.plots {params.kind} --table {input.table} --extra {input.extra} "
+            "--labels {params.labels:q} --title {params.title:q} --reference-label {params.reference:q} "
+            "--outputs {output.png} {output.pdf} > {log} 2>&1"
+
+    rule:
+        name:
+            _fig
+        localrule: True
+        input:
+            figure_outputs(_fig),
+
+
+rule all_figures:
+    localrule: True
+    input:
+        [figure_outputs(f) for f in FIGURES],
+    default_target: True

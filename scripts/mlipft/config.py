@@ -1,0 +1,174 @@
+"""Configuration: schema validation, cross-reference checks, and the experiment grid.
+
+``check(config)`` runs before Snakemake builds the DAG: every bad input stops the run with a
+message naming the config entry, before any job starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from .registry import RegistryError, effective_e0_mode, strategies_from_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "config" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration entry that cannot work; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fine-tune: the wildcards of its directory."""
+
+    benchmark: str
+    trainset: str
+    fraction: str
+    foundation: str
+    strategy: str
+    e0s: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return (f"runs/{self.benchmark}/{self.trainset}/f{self.fraction}/{self.foundation}/"
+                f"{self.strategy}/e0-{self.e0s}/seed{self.seed}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def format_fraction(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def load(path: str | Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
+    """JSON-schema validation with a message that names the offending key path."""
+    import jsonschema
+
+    schema = load(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise ConfigError(f"config entry {where}: {err.message}")
+
+
+def strategy_names(config: dict, figure: str) -> list[str]:
+    wanted = config["figures"][figure]["strategies"]
+    return list(config["strategies"]) if wanted == "all" else list(wanted)
+
+
+def check(config: dict, root: str | Path = ROOT) -> None:
+    """Cross-reference checks the schema cannot express. Raises :class:`ConfigError`."""
+    validate_schema(config)
+    scales = config["scales"]
+    if config["scale"] not in scales:
+        raise ConfigError(f"config entry scale: {config['scale']!r} is not one of {sorted(scales)}")
+    scale = scales[config["scale"]]
+    try:
+        strategies = strategies_from_config(config)
+    except RegistryError as err:
+        raise ConfigError(str(err)) from err
+    for name, strat in strategies.items():
+        if strat.replay and strat.replay not in config["replay"]:
+            raise ConfigError(f"config entry strategies.{name}.replay: unknown replay set {strat.replay!r} "
+                              f"(defined: {sorted(config['replay'])})")
+    for name, bench in config["benchmarks"].items():
+        where = f"config entry benchmarks.{name}"
+        if config["world"] == "mini" and importlib.util.find_spec(f"mlipft.mini.{bench['generator']}") is None:
+            raise ConfigError(f"{where}.generator: no module mlipft.mini.{bench['generator']}")
+        for trainset in bench["trainsets"]:
+            if trainset not in bench["validsets"]:
+                raise ConfigError(f"{where}.validsets: no validation set for training set {trainset!r}")
+        if config["world"] == "mini" and name not in scale["benchmarks"]:
+            raise ConfigError(f"config entry scales.{config['scale']}.benchmarks: no parameters for benchmark {name!r}")
+    for name, found in config["foundations"].items():
+        where = f"config entry foundations.{name}"
+        if found["kind"] == "pretrain":
+            corpora = scale.get("corpora", {})
+            if found.get("corpus") not in corpora:
+                raise ConfigError(f"{where}.corpus: {found.get('corpus')!r} is not a corpus of scale "
+                                  f"{config['scale']!r} (defined: {sorted(corpora)})")
+            if "model" not in found:
+                raise ConfigError(f"{where}.model: a pretrained foundation needs its architecture")
+        elif "source" not in found:
+            raise ConfigError(f"{where}.source: a downloaded foundation needs a source id")
+    for name, rep in config["replay"].items():
+        if config["world"] == "mini" and rep["corpus"] not in scale.get("corpora", {}):
+            raise ConfigError(f"config entry replay.{name}.corpus: {rep['corpus']!r} is not a corpus of scale "
+                              f"{config['scale']!r}")
+    for name, fig in config["figures"].items():
+        check_figure(config, name, fig, strategies)
+    for key in ("sources", "sources_lock"):
+        if key in config and key == "sources" and not (Path(root) / config[key]).exists():
+            raise ConfigError(f"config entry {key}: file not found: {config[key]}")
+
+
+def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
+    where = f"config entry figures.{name}"
+    if fig["benchmark"] not in config["benchmarks"]:
+        raise ConfigError(f"{where}.benchmark: unknown benchmark {fig['benchmark']!r} "
+                          f"(defined: {sorted(config['benchmarks'])})")
+    bench = config["benchmarks"][fig["benchmark"]]
+    if fig["trainset"] not in bench["trainsets"]:
+        raise ConfigError(f"{where}.trainset: {fig['trainset']!r} is not a training set of "
+                          f"{fig['benchmark']} (defined: {bench['trainsets']})")
+    if fig["foundation"] not in config["foundations"]:
+        raise ConfigError(f"{where}.foundation: unknown foundation {fig['foundation']!r} "
+                          f"(defined: {sorted(config['foundations'])})")
+    if fig["strategies"] != "all":
+        for strat in fig["strategies"]:
+            if strat not in strategies:
+                raise ConfigError(f"{where}.strategies: unknown strategy {strat!r} (defined: {sorted(strategies)})")
+    for value in fig["fractions"]:
+        if not 0.0 < float(value) <= 1.0:
+            raise ConfigError(f"{where}.fractions: {value} is outside (0, 1]")
+    for strat in strategy_names(config, name):
+        try:
+            effective_e0_mode(strategies[strat], fig["e0s"])
+        except RegistryError as err:
+            raise ConfigError(f"{where}: {err}") from err
+    if fig["kind"] == "neb_profiles" and not fig.get("neb_reactions"):
+        raise ConfigError(f"{where}.neb_reactions: a neb_profiles figure needs the reactions to compare")
+    if "neb_reactions" in fig:
+        from .mini.sn2 import parse_reaction
+
+        if fig["benchmark"] != "sn2":
+            raise ConfigError(f"{where}.neb_reactions: only the sn2 benchmark has reaction paths")
+        for reaction in fig["neb_reactions"]:
+            try:
+                parse_reaction(reaction)
+            except ValueError as err:
+                raise ConfigError(f"{where}.neb_reactions: {err}") from err
+        if config["world"] == "mini":
+            generated = config["scales"][config["scale"]]["benchmarks"]["sn2"].get("reactions", [])
+            missing = [r for r in fig["neb_reactions"] if generated and r not in generated]
+            if missing:
+                raise ConfigError(f"{where}.neb_reactions: {missing} are not generated at scale "
+                                  f"{config['scale']!r} (scales.{config['scale']}.benchmarks.sn2.reactions)")
+
+
+def runs_for_figure(config: dict, figure: str) -> list[Run]:
+    """Every fine-tune a figure needs."""
+    fig = config["figures"][figure]
+    strategies = strategies_from_config(config)
+    runs = []
+    for strat in strategy_names(config, figure):
+        e0 = effective_e0_mode(strategies[strat], fig["e0s"])
+        for fraction in fig["fractions"]:
+            for seed in fig["seeds"]:
+                runs.append(Run(fig["benchmark"], fig["trainset"], format_fraction(fraction),
+                                fig["foundation"], strat, e0, int(seed)))
+    return runs

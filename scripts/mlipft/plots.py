@@ -1,0 +1,120 @@
+"""Figures from the collected tables (cheap: re-plotting never re-runs training)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+         "xtick.labelsize": 8, "ytick.labelsize": 8}
+
+
+def _save(fig, outputs: list[str]) -> None:
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=200, bbox_inches="tight", format=Path(out).suffix[1:])
+    plt.close(fig)
+
+
+def reaction_label(reaction: str) -> str:
+    """``Cl_Br`` -> ``Cl⁻ + CH₃Br``."""
+    x, y = reaction.split("_")
+    return f"{x}$^-$ + CH$_3${y}"
+
+
+def plot_neb_profiles(profiles: pd.DataFrame, barriers: pd.DataFrame, labels: dict[str, str],
+                      outputs: list[str], title: str, reference_label: str) -> None:
+    """One panel per strategy: model NEB profiles (solid) against the reference (dashed)."""
+    strategies = [s for s in labels if s in set(profiles.strategy)]
+    reactions = sorted(profiles.reaction.unique())
+    colours = dict(zip(reactions, sns.color_palette("colorblind", len(reactions))))
+    ncols = min(4, len(strategies))
+    nrows = int(np.ceil(len(strategies) / ncols))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows + 0.6),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax, strategy in zip(axes.flat, strategies):
+            sub = profiles[profiles.strategy == strategy]
+            for reaction in reactions:
+                for source, style in (("reference", dict(ls="--", lw=1.2)), ("model", dict(ls="-", lw=1.5, marker="o", ms=2.5))):
+                    line = (sub[(sub.reaction == reaction) & (sub.source == source)]
+                            .groupby("image")[["reaction_coordinate", "energy_ev"]].mean())
+                    ax.plot(line.reaction_coordinate, line.energy_ev, color=colours[reaction], **style)
+            err = barriers[barriers.strategy == strategy]["error_ev"].abs().mean() * 1000
+            ax.set_title(labels[strategy])
+            ax.text(0.03, 0.95, f"barrier MAE {err:.0f} meV", transform=ax.transAxes, va="top", fontsize=7.5)
+            ax.axhline(0, color="0.8", lw=0.6, zorder=0)
+        for ax in axes.flat[len(strategies):]:
+            ax.axis("off")
+        for ax in axes[-1]:
+            ax.set_xlabel("Reaction coordinate\n(normalised path length)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("Relative energy (eV)")
+        handles = [plt.Line2D([], [], color=colours[r], lw=2) for r in reactions]
+        handles += [plt.Line2D([], [], color="k", ls="--"), plt.Line2D([], [], color="k", marker="o", ms=3)]
+        names = [reaction_label(r) for r in reactions] + [reference_label, "fine-tuned model"]
+        fig.legend(handles, names, loc="lower center", ncol=min(len(names), 6), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(names) > 6)))
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        _save(fig, outputs)
+
+
+def plot_test_errors(errors: pd.DataFrame, trainable: pd.DataFrame, labels: dict[str, str],
+                     outputs: list[str], title: str) -> None:
+    """Energy and force RMSE on the test set per strategy (bars: mean over seeds; dots: seeds)."""
+    order = [s for s in labels if s in set(errors.strategy)]
+    frac = trainable.groupby("strategy")["trainable_fraction"].mean()
+    ticks = [f"{labels[s]}\n({100 * frac.get(s, np.nan):.1f} % trained)" for s in order]
+    panels = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        for ax, (metric, ylabel) in zip(axes, panels):
+            data = errors[errors.metric == metric]
+            sns.barplot(data=data, x="strategy", y="value", order=order, ax=ax, color="#8fb3d9",
+                        errorbar=None)
+            sns.stripplot(data=data, x="strategy", y="value", order=order, ax=ax, color="k", size=3)
+            ax.set_xticks(range(len(order)), ticks, rotation=45, ha="right")
+            ax.set_xlabel("")
+            ax.set_ylabel(ylabel)
+            ax.set_yscale("log")
+            for i, s in enumerate(order):
+                v = data[data.strategy == s]["value"].mean()
+                ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                            textcoords="offset points")
+        fig.suptitle(title)
+        fig.tight_layout()
+        _save(fig, outputs)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["neb_profiles", "test_errors"])
+    parser.add_argument("--table", required=True, help="profiles (neb) or errors (test_errors) table")
+    parser.add_argument("--extra", required=True, help="barriers (neb) or trainable (test_errors) table")
+    parser.add_argument("--labels", required=True, help="JSON {strategy: label}, in plotting order")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--reference-label", default="reference")
+    parser.add_argument("--outputs", nargs="+", required=True)
+    args = parser.parse_args(argv)
+    labels = json.loads(args.labels)
+    table, extra = pd.read_csv(args.table), pd.read_csv(args.extra)
+    if args.kind == "neb_profiles":
+        plot_neb_profiles(table, extra, labels, args.outputs, args.title, args.reference_label)
+    else:
+        plot_test_errors(table, extra, labels, args.outputs, args.title)
+
+
+if __name__ == "__main__":
+    main()

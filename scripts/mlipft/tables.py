@@ -1,0 +1,70 @@
+"""Collect per-run results into one tidy table per figure (the plotting input)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_path
+
+RUN_KEYS = ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "seed")
+
+
+def run_keys_from_path(path: str | Path) -> dict[str, str]:
+    """Identifiers of a run from its directory ``runs/<b>/<t>/f<x>/<found>/<strat>/e0-<m>/seed<s>``."""
+    parts = Path(path).parent.parts
+    i = len(parts) - 1 - parts[::-1].index("runs")
+    b, t, f, found, strat, e0, seed = parts[i + 1 : i + 8]
+    return {"benchmark": b, "trainset": t, "fraction": f[1:], "foundation": found, "strategy": strat,
+            "e0s": e0[3:], "seed": seed[4:]}
+
+
+def collect(files: list[str | Path]) -> pd.DataFrame:
+    """Concatenate per-run CSVs, adding the run's identifiers; trainable.json files become columns."""
+    frames = []
+    for path in files:
+        path = Path(path)
+        keys = run_keys_from_path(path)
+        if path.suffix == ".json":
+            info = json.loads(path.read_text())
+            frame = pd.DataFrame([{**keys, "trainable": info["trainable"], "total_parameters": info["total"],
+                                   "trainable_fraction": info["fraction"], "heads": "+".join(info["heads"])}])
+        else:
+            frame = pd.read_csv(path)
+            for k, v in keys.items():
+                frame[k] = v
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no result files to collect")
+    out = pd.concat(frames, ignore_index=True)
+    first = [k for k in RUN_KEYS if k in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def neb_barriers(profiles: pd.DataFrame) -> pd.DataFrame:
+    """Forward barrier (max relative energy along the path) of model and reference, per run and reaction."""
+    keys = [k for k in RUN_KEYS if k in profiles.columns] + ["reaction"]
+    barrier = profiles.groupby(keys + ["source"])["energy_ev"].max().unstack("source").reset_index()
+    barrier["error_ev"] = barrier["model"] - barrier["reference"]
+    return barrier.rename(columns={"model": "barrier_model_ev", "reference": "barrier_reference_ev"})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--inputs", nargs="+", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--barriers", help="also write NEB barriers (for neb.csv inputs)")
+    args = parser.parse_args(argv)
+    table = collect(args.inputs)
+    with atomic_path(args.output) as tmp:
+        table.to_csv(tmp, index=False)
+    if args.barriers:
+        with atomic_path(args.barriers) as tmp:
+            neb_barriers(table).to_csv(tmp, index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Config validation: each bad input stops the run with a message naming the entry."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from mlipft.config import ConfigError, check, runs_for_figure
+
+
+def test_default_config_is_valid(config):
+    check(config)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: c["figures"]["fig06"].update(strategies=["naive", "nieve"]),
+     r"figures\.fig06\.strategies: unknown strategy 'nieve'"),
+    (lambda c: c["figures"]["fig06"].update(benchmark="sn3"), r"figures\.fig06\.benchmark: unknown benchmark 'sn3'"),
+    (lambda c: c["figures"]["fig06"].update(foundation="omat"), r"figures\.fig06\.foundation: unknown foundation 'omat'"),
+    (lambda c: c["figures"]["fig06"].update(fractions=[0.5, 1.5]), r"figures\.fig06\.fractions: 1\.5 is outside \(0, 1\]"),
+    (lambda c: c["figures"]["fig06"].update(fractions=[0]), r"figures\.fig06\.fractions: 0 is outside"),
+    (lambda c: c["figures"]["fig06"].update(trainset="train_ts"), r"figures\.fig06\.trainset: 'train_ts' is not a training set"),
+    (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_I"]), r"figures\.fig06\.neb_reactions"),
+    (lambda c: c.update(scale="huge"), r"config entry scale: 'huge' is not one of"),
+    (lambda c: c["training"].update(comon={}), r"config entry training: Additional properties are not allowed \('comon'"),
+    (lambda c: c["strategies"]["naive"].update(mutlihead=False), r"strategies\.naive: Additional properties"),
+    (lambda c: c["strategies"]["lora"]["mace_args"].update(lora_rnak=4), r"strategies\.lora\.lora_rnak: not a mace_run_train"),
+    (lambda c: c.update(world="moon"), r"config entry world: 'moon' is not one of"),
+    (lambda c: c["figures"]["fig06"].update(e0s="average"), r"figures\.fig06: .*average E0s cannot be used with multihead"),
+    (lambda c: c["figures"]["fig06"].update(kind="neb_profiles", neb_reactions=[]), r"neb_reactions"),
+    (lambda c: c["foundations"]["mini"].update(corpus="omat"), r"foundations\.mini\.corpus: 'omat' is not a corpus"),
+    (lambda c: c["strategies"]["replay"].update(replay="nope"), r"strategies\.replay\.replay: unknown replay set 'nope'"),
+    (lambda c: c.update(sources="config/sources/nowhere.yaml"), r"config entry sources: file not found"),
+])
+def test_bad_inputs_name_the_entry(config, mutate, message):
+    mutate(config)
+    with pytest.raises(ConfigError, match=message):
+        check(config)
+
+
+def test_runs_for_figure(config):
+    runs = runs_for_figure(config, "fig06")
+    assert [r.strategy for r in runs] == list(config["strategies"])
+    scratch = next(r for r in runs if r.strategy == "scratch")
+    assert scratch.e0s == "isolated" and runs[1].e0s == "estimated"
+    assert runs[1].path == "runs/sn2/train_rp/f1/mini/naive/e0-estimated/seed0"
+
+
+def test_snakemake_stops_before_any_job(config, root, tmp_path):
+    """A bad config file stops `snakemake` at parse time with the entry in the message."""
+    config["figures"]["fig06"]["strategies"] = ["naive", "nieve"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    snakemake = [sys.executable, "-m", "snakemake"]
+    proc = subprocess.run(snakemake + ["-n", "fig06", "--configfile", str(bad)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "figures.fig06.strategies: unknown strategy 'nieve'" in proc.stdout + proc.stderr
+    assert not (root / "results" / "mini" / "runs" / "sn2" / "train_rp" / "f1" / "mini" / "nieve").exists()

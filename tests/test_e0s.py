@@ -1,0 +1,53 @@
+"""E0 fitting: every mode, with mace-torch's own estimators."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from mlipft import e0s
+from mlipft.io import write_atomic
+from mlipft.keys import ENERGY_KEY, FORCES_KEY
+
+
+def _synthetic(tmp_path, e0={1: -13.0, 8: -430.0}):
+    rng = np.random.default_rng(1)
+    configs = []
+    for n_h, n_o in [(2, 1), (4, 2), (2, 2), (6, 3), (1, 1)]:
+        a = Atoms("H" * n_h + "O" * n_o, positions=rng.normal(0, 2, (n_h + n_o, 3)))
+        a.info[ENERGY_KEY] = n_h * e0[1] + n_o * e0[8]
+        a.arrays[FORCES_KEY] = np.zeros((len(a), 3))
+        configs.append(a)
+    path = tmp_path / "train.xyz"
+    write_atomic(path, configs)
+    return path
+
+
+def test_average_recovers_exact_e0s(tmp_path):
+    result = e0s.fit(_synthetic(tmp_path))
+    assert e0s.e0s_for_mode(result, "average") == pytest.approx({1: -13.0, 8: -430.0})
+    assert result["modes"]["estimated"] is None and result["elements"] == ["H", "O"]
+
+
+def test_missing_mode_is_a_clear_error(tmp_path):
+    result = e0s.fit(_synthetic(tmp_path))
+    with pytest.raises(ValueError, match="E0 mode 'estimated' is not available"):
+        e0s.e0s_for_mode(result, "estimated", where="x.json")
+
+
+def test_isolated_file_must_cover_elements(tmp_path, tiny_data):
+    with pytest.raises(ValueError, match=r"no IsolatedAtom row for \['O'\]"):
+        e0s.fit(_synthetic(tmp_path), isolated_file=tiny_data["iso_target"])
+
+
+@pytest.mark.slow
+def test_all_modes_with_a_foundation(tiny_data, tiny_foundation):
+    result = e0s.fit(tiny_data["train"], tiny_foundation, tiny_data["iso_target"])
+    modes = result["modes"]
+    assert all(modes[m] is not None for m in ("average", "estimated", "foundation", "isolated"))
+    iso = e0s.isolated_from_file(tiny_data["iso_target"])
+    assert e0s.e0s_for_mode(result, "isolated") == pytest.approx(iso)
+    found = e0s.e0s_for_mode(result, "foundation")
+    assert found == pytest.approx(e0s.isolated_from_file(tiny_data["iso_foundation"]))
+    initial = result["initial_energy_rmse_mev_per_atom"]
+    # the model-aware estimate is the least-squares optimum of exactly this error
+    assert initial["estimated"] <= min(initial["foundation"], initial["isolated"]) + 1e-6

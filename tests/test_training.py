@@ -1,0 +1,95 @@
+"""A real one-epoch mace_run_train per strategy: what each one trains."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlipft import e0s, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def e0_file(tiny_data, tiny_foundation, tmp_path_factory):
+    out = tmp_path_factory.mktemp("e0") / "e0s.json"
+    from mlipft.io import write_json
+
+    write_json(out, e0s.fit(tiny_data["train"], tiny_foundation, tiny_data["iso_target"]))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def trained(config, tiny_data, tiny_foundation, e0_file, tmp_path_factory):
+    """Train every strategy of the registry for one epoch; return {name: trainable.json}."""
+    root = tmp_path_factory.mktemp("runs")
+    scratch = dict(r_max=4.0, num_channels=8, max_L=1, num_interactions=2, correlation=2)
+    results = {}
+    for name, entry in config["strategies"].items():
+        spec = dict(strategy_name=name, strategy=entry, e0_mode=entry.get("e0s") or "estimated", name=name,
+                    seed=0, train_file=tiny_data["train"], valid_file=tiny_data["valid"], max_num_epochs=1,
+                    batch_size=5, device="cpu", default_dtype="float64", foundation_model=tiny_foundation,
+                    replay_file=tiny_data["corpus_train"], num_samples_pt=8,
+                    common=config["training"]["common"], scratch_model=scratch)
+        out = root / name
+        paths = {"model": str(out / "model.model"), "loss_curves": str(out / "loss_curves.csv"),
+                 "trainable": str(out / "trainable.json")}
+        train.run(spec, e0_file, paths, threads=1, log_file=str(root / f"{name}.log"))
+        results[name] = {**json.loads(Path(paths["trainable"]).read_text()),
+                         "curves": pd.read_csv(paths["loss_curves"]), "model": paths["model"]}
+    return results
+
+
+@pytest.fixture(scope="module")
+def config():
+    from mlipft.config import ROOT, load
+
+    return load(ROOT / "config" / "config.yaml")
+
+
+def test_every_strategy_produces_a_model(trained, config):
+    assert set(trained) == set(config["strategies"])
+    for name, info in trained.items():
+        assert Path(info["model"]).stat().st_size > 0, name
+
+
+def test_freeze_trains_fewer_than_naive(trained):
+    naive = trained["naive"]["trainable"]
+    assert trained["freeze5"]["trainable"] < naive
+    assert trained["freeze6"]["trainable"] < trained["freeze5"]["trainable"]
+
+
+def test_lora_trains_far_fewer(trained):
+    assert trained["lora"]["trainable"] < 0.35 * trained["naive"]["trainable"]
+    assert trained["replay_lora"]["trainable"] < 0.35 * trained["replay"]["trainable"]
+
+
+def test_naive_and_scratch_train_everything(trained):
+    assert trained["scratch"]["fraction"] == pytest.approx(1.0)
+    assert trained["naive"]["fraction"] > 0.99
+
+
+def test_multihead_models_carry_a_replay_head(trained):
+    for name in ("replay", "pseudolabel", "replay_lora"):
+        assert trained[name]["heads"] == ["pt_head", "Default"], name
+    for name in ("scratch", "naive", "freeze5", "freeze6", "lora"):
+        assert trained[name]["heads"] == ["Default"], name
+
+
+def test_loss_curves_of_every_head(trained):
+    curves = trained["replay"]["curves"]
+    valid_heads = set(curves[curves.split == "valid"]["head"])
+    assert {"Default", "pt_head"} <= valid_heads
+    assert set(trained["naive"]["curves"][lambda c: c.split == "valid"]["head"]) == {"Default"}
+
+
+def test_failed_training_leaves_no_model(config, tiny_data, tmp_path):
+    spec = dict(strategy_name="naive", strategy=config["strategies"]["naive"], e0_mode="isolated", name="x",
+                seed=0, train_file=tiny_data["train"], valid_file=tiny_data["valid"], max_num_epochs=1,
+                batch_size=5, device="cpu", default_dtype="float64",
+                foundation_model=str(tmp_path / "missing.model"),
+                e0s_json={"modes": {"isolated": {"1": -1.0, "6": -2.0, "17": -3.0, "35": -4.0}}})
+    with pytest.raises(RuntimeError, match="mace_run_train failed"):
+        train.run(spec, None, {"model": str(tmp_path / "m" / "model.model")}, log_file=str(tmp_path / "log"))
+    assert not (tmp_path / "m" / "model.model").exists()
