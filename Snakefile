@@ -14,7 +14,17 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/mini_world.smk"
+
+
+if config["world"] == "mini":
+
+    include: "rules/mini_world.smk"
+
+else:
+
+    include: "rules/paper_world.smk"
+
+
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 include: "rules/figures.smk"

@@ -13,6 +13,7 @@ rule evaluate_errors:
     params:
         run=lambda w: json.dumps({k: w[k] for k in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "seed")}),
         batch_size=32,
+        dtype=config["default_dtype"],
     threads: config["threads"]
     resources:
         runtime=30,
@@ -25,18 +26,10 @@ rule evaluate_errors:
         "../envs/mlipft.yaml"
     shell:
         "(OMP_NUM_THREADS={threads} mace_eval_configs --configs {input.test} --model {input.model} "
-        "--output {output.predictions} --default_dtype {config[default_dtype]} "
+        "--output {output.predictions} --default_dtype {params.dtype} "
         "--batch_size {params.batch_size} --head Default && "
         "python -m mlipft.evaluate --predictions {output.predictions} --run {params.run:q} "
         "--testset test --output {output.errors}) > {log} 2>&1"
-
-
-def neb_reactions(w):
-    reactions = set()
-    for name, fig in config["figures"].items():
-        if fig["kind"] == "neb_profiles" and fig["benchmark"] == w.benchmark:
-            reactions.update(fig["neb_reactions"])
-    return " ".join(sorted(reactions))
 
 
 rule run_neb:
@@ -50,6 +43,7 @@ rule run_neb:
     params:
         reactions=neb_reactions,
         neb=SC["neb"],
+        dtype=config["default_dtype"],
     threads: config["threads"]
     resources:
         runtime=60,
@@ -63,5 +57,5 @@ rule run_neb:
     shell:
         "python -m mlipft.neb --model {input.model} --reference {input.reference} "
         "--reactions {params.reactions} --n-images {params.neb[n_images]} --fmax {params.neb[fmax]} "
-        "--steps {params.neb[steps]} --default-dtype {config[default_dtype]} --threads {threads} "
+        "--steps {params.neb[steps]} --default-dtype {params.dtype} --threads {threads} "
         "--output {output} > {log} 2>&1"

@@ -4,10 +4,6 @@
 REFERENCE_LABEL = {"mini": "GFN2-xTB reference", "paper": "reference"}[config["world"]]
 
 
-def strategy_labels(figure):
-    return json.dumps({s: STRATEGIES[s].label for s in cfg.strategy_names(config, figure)})
-
-
 for _fig, _spec in config["figures"].items():
     _runs = runs_of(_fig)
     if _spec["kind"] == "test_errors":
@@ -15,10 +11,6 @@ for _fig, _spec in config["figures"].items():
             "table": f"{RES}/tables/{_fig}_errors.csv",
             "extra": f"{RES}/tables/{_fig}_trainable.csv",
         }
-        _collect = (
-            "python -m mlipft.tables --inputs {input.results} --output {output.table} && "
-            "python -m mlipft.tables --inputs {input.trainable} --output {output.extra}"
-        )
         _inputs = {
             "results": [f"{RES}/{r.path}/errors_test.csv" for r in _runs],
             "trainable": [f"{RES}/{r.path}/trainable.json" for r in _runs],
@@ -28,7 +20,6 @@ for _fig, _spec in config["figures"].items():
             "table": f"{RES}/tables/{_fig}_neb_profiles.csv",
             "extra": f"{RES}/tables/{_fig}_neb_barriers.csv",
         }
-        _collect = "python -m mlipft.tables --inputs {input.results} --output {output.table} --barriers {output.extra}"
         _inputs = {"results": [f"{RES}/{r.path}/neb.csv" for r in _runs]}
 
     rule:
@@ -40,6 +31,8 @@ for _fig, _spec in config["figures"].items():
             **_inputs,
         output:
             **_tables,
+        params:
+            kind=_spec["kind"],
         log:
             f"{RES}/logs/collect/{_fig}.log",
         benchmark:
@@ -47,7 +40,8 @@ for _fig, _spec in config["figures"].items():
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "(" + _collect + ") > {log} 2>&1"
+            "python -m mlipft.tables {params.kind} --inputs {input} --output {output.table} "
+            "--extra {output.extra} > {log} 2>&1"
 
     rule:
         name:

@@ -46,7 +46,7 @@ for _bench, _spec in config["benchmarks"].items():
             generator=_spec["generator"],
             gen_params=json.dumps(SC["benchmarks"][_bench]),
             seed=config["seed"],
-            out_dir=f"{DATA}/benchmarks/{_bench}",
+            out_dir=lambda w, output: str(Path(output.summary).parent),
         threads: 1
         resources:
             runtime=120,
@@ -71,6 +71,8 @@ rule corpus_e0s:
         isolated=rules.generate_corpus.output.isolated,
     output:
         f"{DATA}/corpora/{{corpus}}/e0s.json",
+    params:
+        dtype=config["default_dtype"],
     log:
         f"{RES}/logs/corpus_e0s/{{corpus}}.log",
     benchmark:
@@ -79,20 +81,7 @@ rule corpus_e0s:
         "../envs/mlipft.yaml"
     shell:
         "python -m mlipft.e0s --train {input.train} --isolated {input.isolated} "
-        "--default-dtype {config[default_dtype]} --output {output} > {log} 2>&1"
-
-
-def pretrain_spec(wildcards, input):
-    found = config["foundations"][wildcards.foundation]
-    entry = {"uses_foundation": False, "multihead": False, "mace_args": found["model"]}
-    return json.dumps({
-        "strategy_name": f"pretrain_{wildcards.foundation}", "strategy": entry,
-        "e0_mode": "isolated", "name": wildcards.foundation, "seed": config["seed"],
-        "train_file": input.train, "valid_file": input.valid,
-        "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
-        "device": config["device"], "default_dtype": config["default_dtype"],
-        "common": config["training"]["common"],
-    })
+        "--default-dtype {params.dtype} --output {output} > {log} 2>&1"
 
 
 rule pretrain_foundation:
@@ -122,3 +111,25 @@ rule pretrain_foundation:
         "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model} "
         "--loss-curves {output.loss_curves} --trainable {output.trainable} "
         "--threads {threads} --log {log} 2>> {log}"
+
+
+rule replay_set:
+    message:
+        "Replay set {wildcards.replay} for {wildcards.benchmark}"
+    input:
+        corpus=lambda w: f"{DATA}/corpora/{config['replay'][w.replay]['corpus']}/train.xyz",
+        target=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["trainsets"][0]),
+    output:
+        f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
+    params:
+        mode=lambda w: config["replay"][w.replay]["mode"],
+        seed=config["seed"],
+    log:
+        f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
+    benchmark:
+        f"{RES}/benchmarks/replay_set/{{benchmark}}/{{replay}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
+        "--seed {params.seed} --output {output} > {log} 2>&1"

@@ -1,11 +1,6 @@
 # Training sets, replay sets, E0 fitting and one fine-tune per
 # (benchmark, training set, fraction, foundation, strategy, E0 mode, seed).
 
-RUN = (
-    "runs/{benchmark}/{trainset}/f{fraction}/{foundation}/{strategy}/e0-{e0s}/seed{seed}"
-)
-
-
 rule subsample_trainset:
     message:
         "Training set {wildcards.benchmark}/{wildcards.trainset}: fraction {wildcards.fraction}, seed {wildcards.seed}"
@@ -24,28 +19,6 @@ rule subsample_trainset:
         "--seed {wildcards.seed} --output {output} > {log} 2>&1"
 
 
-rule replay_set:
-    message:
-        "Replay set {wildcards.replay} for {wildcards.benchmark}"
-    input:
-        corpus=lambda w: f"{DATA}/corpora/{config['replay'][w.replay]['corpus']}/train.xyz",
-        target=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["trainsets"][0]),
-    output:
-        f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
-    params:
-        mode=lambda w: config["replay"][w.replay]["mode"],
-        seed=config["seed"],
-    log:
-        f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
-    benchmark:
-        f"{RES}/benchmarks/replay_set/{{benchmark}}/{{replay}}.tsv"
-    conda:
-        "../envs/mlipft.yaml"
-    shell:
-        "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
-        "--seed {params.seed} --output {output} > {log} 2>&1"
-
-
 rule fit_e0s:
     message:
         "E0s (average, estimated, foundation, isolated) of {wildcards.benchmark}/{wildcards.trainset} f{wildcards.fraction} for {wildcards.foundation}"
@@ -55,6 +28,8 @@ rule fit_e0s:
         isolated=lambda w: bench_file(w.benchmark, "isolated_atoms"),
     output:
         f"{RES}/e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.json",
+    params:
+        dtype=config["default_dtype"],
     threads: config["threads"]
     log:
         f"{RES}/logs/fit_e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.log",
@@ -64,38 +39,7 @@ rule fit_e0s:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train} --foundation {input.foundation} "
-        "--isolated {input.isolated} --default-dtype {config[default_dtype]} --output {output} > {log} 2>&1"
-
-
-def finetune_inputs(w):
-    strategy = STRATEGIES[w.strategy]
-    bench = config["benchmarks"][w.benchmark]
-    inputs = {
-        "train": f"{RES}/trainsets/{w.benchmark}/{w.trainset}/f{w.fraction}/seed{w.seed}.xyz",
-        "valid": bench_file(w.benchmark, bench["validsets"][w.trainset]),
-        "e0s": f"{RES}/e0s/{w.benchmark}/{w.trainset}/f{w.fraction}/seed{w.seed}/{w.foundation}.json",
-        "foundation": foundation_model(w.foundation),
-    }
-    if strategy.multihead:
-        inputs["replay"] = f"{RES}/replay/{w.benchmark}/{strategy.replay}.xyz"
-    return inputs
-
-
-def finetune_spec(w, input):
-    strategy = STRATEGIES[w.strategy]
-    found = config["foundations"][w.foundation]
-    return json.dumps({
-        "strategy_name": w.strategy, "strategy": config["strategies"][w.strategy],
-        "e0_mode": w.e0s, "name": w.strategy, "seed": int(w.seed),
-        "train_file": input.train, "valid_file": input.valid,
-        "foundation_model": input.foundation if strategy.uses_foundation else None,
-        "replay_file": input.get("replay"),
-        "num_samples_pt": SC["finetune"].get("num_samples_pt"),
-        "max_num_epochs": SC["finetune"]["max_num_epochs"], "batch_size": SC["finetune"]["batch_size"],
-        "device": config["device"], "default_dtype": config["default_dtype"],
-        "common": config["training"]["common"],
-        "scratch_model": found.get("model", {}),
-    })
+        "--isolated {input.isolated} --default-dtype {params.dtype} --output {output} > {log} 2>&1"
 
 
 rule finetune:

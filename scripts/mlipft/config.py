@@ -103,6 +103,9 @@ def check(config: dict, root: str | Path = ROOT) -> None:
                                   f"{config['scale']!r} (defined: {sorted(corpora)})")
             if "model" not in found:
                 raise ConfigError(f"{where}.model: a pretrained foundation needs its architecture")
+            if "pretrain" not in scale:
+                raise ConfigError(f"config entry scales.{config['scale']}.pretrain: needed by the pretrained "
+                                  f"foundation {name!r}")
         elif "source" not in found:
             raise ConfigError(f"{where}.source: a downloaded foundation needs a source id")
     for name, rep in config["replay"].items():
@@ -114,6 +117,8 @@ def check(config: dict, root: str | Path = ROOT) -> None:
     for key in ("sources", "sources_lock"):
         if key in config and key == "sources" and not (Path(root) / config[key]).exists():
             raise ConfigError(f"config entry {key}: file not found: {config[key]}")
+    if config["world"] == "paper":
+        check_paper(config, root)
 
 
 def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
@@ -143,21 +148,73 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
     if fig["kind"] == "neb_profiles" and not fig.get("neb_reactions"):
         raise ConfigError(f"{where}.neb_reactions: a neb_profiles figure needs the reactions to compare")
     if "neb_reactions" in fig:
-        from .mini.sn2 import parse_reaction
-
         if fig["benchmark"] != "sn2":
             raise ConfigError(f"{where}.neb_reactions: only the sn2 benchmark has reaction paths")
-        for reaction in fig["neb_reactions"]:
-            try:
-                parse_reaction(reaction)
-            except ValueError as err:
-                raise ConfigError(f"{where}.neb_reactions: {err}") from err
         if config["world"] == "mini":
+            from .mini.sn2 import parse_reaction
+
+            for reaction in fig["neb_reactions"]:
+                try:
+                    parse_reaction(reaction)
+                except ValueError as err:
+                    raise ConfigError(f"{where}.neb_reactions: {err}") from err
             generated = config["scales"][config["scale"]]["benchmarks"]["sn2"].get("reactions", [])
             missing = [r for r in fig["neb_reactions"] if generated and r not in generated]
             if missing:
                 raise ConfigError(f"{where}.neb_reactions: {missing} are not generated at scale "
                                   f"{config['scale']!r} (scales.{config['scale']}.benchmarks.sn2.reactions)")
+
+
+def check_paper(config: dict, root: str | Path = ROOT) -> None:
+    """Paper world: every source id exists with the right kind, every benchmark's recipe exists."""
+    from .convert import FORMATS
+    from .download import SourcesError, load_sources
+    from .paper import RECIPES
+    from .paper import parse_reaction as parse_paper_reaction
+
+    try:
+        sources = load_sources(Path(root) / config["sources"])
+    except SourcesError as err:
+        raise ConfigError(f"config entry sources: {err}") from err
+
+    def source(where: str, sid: str, kinds: tuple[str, ...]) -> None:
+        if sid not in sources:
+            raise ConfigError(f"{where}: {sid!r} is not a source id of {config['sources']}")
+        if sources[sid].kind not in kinds:
+            raise ConfigError(f"{where}: source {sid!r} is of kind {sources[sid].kind!r}, expected {' or '.join(kinds)}")
+
+    for name, found in config["foundations"].items():
+        if found["kind"] != "download":
+            raise ConfigError(f"config entry foundations.{name}.kind: the paper world downloads its foundations "
+                              f"(kind: download), nothing is pretrained")
+        source(f"config entry foundations.{name}.source", found["source"], ("foundation",))
+    for name, rep in config["replay"].items():
+        source(f"config entry replay.{name}.corpus", rep["corpus"], ("replay", "archive"))
+    for name, bench in config["benchmarks"].items():
+        where = f"config entry benchmarks.{name}"
+        if bench["recipe"] not in RECIPES:
+            raise ConfigError(f"{where}.recipe: {bench['recipe']!r} is not a recipe of mlipft.paper "
+                              f"(defined: {sorted(RECIPES)})")
+        recipe = RECIPES[bench["recipe"]]
+        if bench["format"] not in FORMATS:
+            raise ConfigError(f"{where}.format: {bench['format']!r} is not a format of mlipft.convert")
+        if set(bench["sources"]) != set(recipe["roles"]):
+            raise ConfigError(f"{where}.sources: recipe {bench['recipe']} needs the roles {sorted(recipe['roles'])}, "
+                              f"got {sorted(bench['sources'])}")
+        for role, sid in bench["sources"].items():
+            source(f"{where}.sources.{role}", sid, ("dataset", "archive"))
+        made = set(recipe["files"])
+        for file in [*bench["trainsets"], *bench["validsets"].values(), bench["test"], "isolated_atoms"]:
+            if file not in made:
+                raise ConfigError(f"{where}: recipe {bench['recipe']} writes no {file}.xyz (it writes {sorted(made)})")
+    for name, fig in config["figures"].items():
+        for reaction in fig.get("neb_reactions", []):
+            try:
+                parse_paper_reaction(reaction)
+            except ValueError as err:
+                raise ConfigError(f"config entry figures.{name}.neb_reactions: {err}") from err
+        if fig["kind"] == "neb_profiles" and "reference_neb" not in RECIPES[config["benchmarks"][fig["benchmark"]]["recipe"]]["files"]:
+            raise ConfigError(f"config entry figures.{name}: benchmark {fig['benchmark']} has no reference NEB paths")
 
 
 def runs_for_figure(config: dict, figure: str) -> list[Run]:

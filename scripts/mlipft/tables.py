@@ -54,16 +54,21 @@ def neb_barriers(profiles: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--inputs", nargs="+", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--barriers", help="also write NEB barriers (for neb.csv inputs)")
+    parser.add_argument("kind", choices=["neb_profiles", "test_errors"])
+    parser.add_argument("--inputs", nargs="+", required=True,
+                        help="neb.csv files (neb_profiles); errors_*.csv and trainable.json files (test_errors)")
+    parser.add_argument("--output", required=True, help="profiles (neb_profiles) or errors (test_errors) table")
+    parser.add_argument("--extra", required=True, help="barriers (neb_profiles) or trainable (test_errors) table")
     args = parser.parse_args(argv)
-    table = collect(args.inputs)
-    with atomic_path(args.output) as tmp:
-        table.to_csv(tmp, index=False)
-    if args.barriers:
-        with atomic_path(args.barriers) as tmp:
-            neb_barriers(table).to_csv(tmp, index=False)
+    if args.kind == "neb_profiles":
+        table = collect(args.inputs)
+        extra = neb_barriers(table)
+    else:
+        table = collect([p for p in args.inputs if not p.endswith(".json")])
+        extra = collect([p for p in args.inputs if p.endswith(".json")])
+    for path, frame in ((args.output, table), (args.extra, extra)):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":

@@ -87,21 +87,26 @@ def count_trainable(checkpoint: Path, model_path: Path) -> dict:
     return {"trainable": trainable, "total": total, "fraction": trainable / total, "heads": heads}
 
 
+def _absolute(path: str | None) -> str | None:
+    """mace runs inside its work directory: every path it gets is made absolute."""
+    return None if path is None else str(Path(path).resolve())
+
+
 def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, log_file: str | None = None) -> float:
     """Train one model. ``spec`` holds the strategy entry and the run context; returns seconds."""
     strategy = strategy_from_config(spec["strategy_name"], spec["strategy"])
     e0s_json = read_json(e0_file) if e0_file else spec["e0s_json"]
     e0s = e0s_for_mode(e0s_json, spec["e0_mode"], where=str(e0_file))
-    model_out = Path(out["model"])
+    model_out = Path(out["model"]).resolve()
     work = model_out.parent / "mace"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     run_spec = RunSpec(
-        name=spec["name"], seed=int(spec["seed"]), train_file=spec["train_file"],
-        valid_file=spec["valid_file"], e0s=e0s, out_dir=str(work),
+        name=spec["name"], seed=int(spec["seed"]), train_file=_absolute(spec["train_file"]),
+        valid_file=_absolute(spec["valid_file"]), e0s=e0s, out_dir=str(work),
         max_num_epochs=int(spec["max_num_epochs"]), batch_size=int(spec["batch_size"]),
         device=resolve_device(spec.get("device", "auto")), default_dtype=spec["default_dtype"],
-        foundation_model=spec.get("foundation_model"), replay_file=spec.get("replay_file"),
+        foundation_model=_absolute(spec.get("foundation_model")), replay_file=_absolute(spec.get("replay_file")),
         num_samples_pt=spec.get("num_samples_pt"), compute_stress=bool(spec.get("compute_stress", False)),
         common=spec.get("common", {}), scratch_model=spec.get("scratch_model", {}),
     )

@@ -1,0 +1,68 @@
+# The paper world's paths, source look-ups and input functions (the rules are in paper_world.smk;
+# the linter wants rules and functions in separate files).
+import re
+import shlex
+
+from mlipft.download import load_sources
+from mlipft.paper import RECIPES
+
+# Raw downloads are shared by every scale: data/paper/raw/<dest of the source>.
+RAW = f"data/{config['world']}/raw"
+SOURCES_FILE = str(Path(workflow.basedir) / config["sources"])
+LOCK_FILE = str(Path(workflow.basedir) / config["sources_lock"])
+SOURCES = load_sources(SOURCES_FILE)
+DEST_TO_ID = {src.dest: sid for sid, src in SOURCES.items()}
+DEST_PATTERN = "|".join(re.escape(dest) for dest in sorted(DEST_TO_ID))
+REPLAY_SOURCE_PATTERN = "|".join(re.escape(rep["corpus"]) for rep in config["replay"].values())
+
+# command-line pieces of mlipft.download and mlipft.replay, from the config
+LOCAL_DIR_ARGS = " ".join(f"--local-dir {shlex.quote(d)}" for d in config.get("local_data_dirs", []))
+ACCEPT_ARG = "--accept-licences" if config.get("accept_licences", False) else ""
+REPLAY_N_ARG = (f"--n {int(SC['finetune']['num_samples_pt'])}"
+                if SC["finetune"].get("num_samples_pt") else "")
+
+
+def raw_file(source_id):
+    """Where the download rule puts a source."""
+    return f"{RAW}/{SOURCES[source_id].dest}"
+
+
+def converted_file(benchmark, role):
+    """One input of a benchmark's recipe, converted to canonical extxyz by mlipft.convert."""
+    return f"{DATA}/converted/{benchmark}/{role}.xyz"
+
+
+def convert_input(wildcards):
+    return raw_file(config["benchmarks"][wildcards.benchmark]["sources"][wildcards.role])
+
+
+def bench_neb_reactions(benchmark):
+    """The reactions of every neb_profiles figure of a benchmark (its reference_neb.xyz)."""
+    reactions = set()
+    for fig in config["figures"].values():
+        if fig["kind"] == "neb_profiles" and fig["benchmark"] == benchmark:
+            reactions.update(fig["neb_reactions"])
+    return sorted(reactions)
+
+
+def recipe_inputs(benchmark):
+    """ROLE=PATH arguments of `python -m mlipft.paper benchmark`."""
+    roles = RECIPES[config["benchmarks"][benchmark]["recipe"]]["roles"]
+    return " ".join(f"{role}={converted_file(benchmark, role)}" for role in roles)
+
+
+def foundation_source_file(wildcards):
+    return raw_file(config["foundations"][wildcards.foundation]["source"])
+
+
+def replay_source_file(source_id):
+    """A replay file rewritten with REF_* keys."""
+    return f"{DATA}/replay_sources/{source_id}.xyz"
+
+
+def replay_inputs(wildcards):
+    bench = config["benchmarks"][wildcards.benchmark]
+    return {
+        "corpus": replay_source_file(config["replay"][wildcards.replay]["corpus"]),
+        "target": bench_file(wildcards.benchmark, bench["trainsets"][0]),
+    }

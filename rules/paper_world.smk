@@ -1,0 +1,171 @@
+# The paper world: raw sources downloaded with sha256 checks (mlipft.download), converted to
+# canonical extxyz (mlipft.convert), built into each benchmark's files (mlipft.paper); downloaded
+# foundation models put in place in the configured dtype; replay sets drawn from the downloaded
+# replay files. Paths and input functions: rules/paper_common.smk.
+
+
+include: "paper_common.smk"
+
+
+rule download:
+    message:
+        "Fetching {wildcards.dest} (sha256 pinned in the sources lock)"
+    output:
+        f"{RAW}/{{dest}}",
+    wildcard_constraints:
+        dest=DEST_PATTERN,
+    params:
+        source_id=lambda w: DEST_TO_ID[w.dest],
+        sources=SOURCES_FILE,
+        lock=LOCK_FILE,
+        raw=RAW,
+        local_dirs=LOCAL_DIR_ARGS,
+        accept=ACCEPT_ARG,
+    # on the host running snakemake: cluster compute nodes often have no internet
+    localrule: True
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=2000,
+    log:
+        f"{RES}/logs/download/{{dest}}.log",
+    benchmark:
+        f"{RES}/benchmarks/download/{{dest}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.download --sources {params.sources} --lock {params.lock} --dest {params.raw} "
+        "{params.local_dirs} {params.accept} {params.source_id} > {log} 2>&1"
+
+
+rule convert_source:
+    message:
+        "Converting the {wildcards.role} source of {wildcards.benchmark} to canonical extxyz"
+    input:
+        convert_input,
+    output:
+        converted_file("{benchmark}", "{role}"),
+    wildcard_constraints:
+        role=r"[A-Za-z0-9_]+",
+    params:
+        format=lambda w: config["benchmarks"][w.benchmark]["format"],
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    log:
+        f"{RES}/logs/convert_source/{{benchmark}}/{{role}}.log",
+    benchmark:
+        f"{RES}/benchmarks/convert_source/{{benchmark}}/{{role}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.convert {params.format} {output} {input} > {log} 2>&1"
+
+
+for _bench, _spec in config["benchmarks"].items():
+    _recipe = RECIPES[_spec["recipe"]]
+
+    rule:
+        name:
+            f"build_benchmark_{_bench}"
+        message:
+            f"Benchmark {_bench} from its converted sources (recipe {_spec['recipe']})"
+        input:
+            **{role: converted_file(_bench, role) for role in _recipe["roles"]},
+        output:
+            **{f: bench_file(_bench, f) for f in _recipe["files"]},
+            summary=f"{DATA}/benchmarks/{_bench}/summary.json",
+        params:
+            recipe=_spec["recipe"],
+            inputs=recipe_inputs(_bench),
+            recipe_params=json.dumps(SC["benchmarks"].get(_bench, {})),
+            neb_reactions=" ".join(bench_neb_reactions(_bench)),
+            seed=config["seed"],
+            out_dir=lambda w, output: str(Path(output.summary).parent),
+        threads: 1
+        resources:
+            runtime=60,
+            mem_mb=8000,
+        log:
+            f"{RES}/logs/build_benchmark/{_bench}.log",
+        benchmark:
+            f"{RES}/benchmarks/build_benchmark/{_bench}.tsv"
+        conda:
+            "../envs/mlipft.yaml"
+        shell:
+            "python -m mlipft.paper benchmark {params.recipe} --input {params.inputs} "
+            "--params {params.recipe_params:q} --neb-reactions {params.neb_reactions} --seed {params.seed} "
+            "--out-dir {params.out_dir} --summary {output.summary} > {log} 2>&1"
+
+
+rule install_foundation:
+    message:
+        "Foundation {wildcards.foundation}: the downloaded checkpoint in the configured dtype"
+    input:
+        foundation_source_file,
+    output:
+        foundation_model("{foundation}"),
+    params:
+        dtype=config["default_dtype"],
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    log:
+        f"{RES}/logs/install_foundation/{{foundation}}.log",
+    benchmark:
+        f"{RES}/benchmarks/install_foundation/{{foundation}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.paper foundation --source {input} --output {output} --dtype {params.dtype} > {log} 2>&1"
+
+
+rule convert_replay:
+    message:
+        "Replay source {wildcards.source} with REF_* label keys"
+    input:
+        lambda w: raw_file(w.source),
+    output:
+        replay_source_file("{source}"),
+    wildcard_constraints:
+        source=REPLAY_SOURCE_PATTERN,
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=32000,
+    log:
+        f"{RES}/logs/convert_replay/{{source}}.log",
+    benchmark:
+        f"{RES}/benchmarks/convert_replay/{{source}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.paper canonicalize --input {input} --output {output} > {log} 2>&1"
+
+
+rule replay_set:
+    message:
+        "Replay set {wildcards.replay} for {wildcards.benchmark}"
+    input:
+        unpack(replay_inputs),
+    output:
+        f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
+    params:
+        mode=lambda w: config["replay"][w.replay]["mode"],
+        n=REPLAY_N_ARG,
+        seed=config["seed"],
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=32000,
+    log:
+        f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
+    benchmark:
+        f"{RES}/benchmarks/replay_set/{{benchmark}}/{{replay}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
+        "{params.n} --seed {params.seed} --output {output} > {log} 2>&1"
