@@ -34,4 +34,4 @@ benchmark: install
 	$(BIN)/python benchmarks/finetune_overhead.py --scale mini
 
 slurm-test: install
-	bash tests/slurm_toy/run.sh
+	bash tests/slurm_toy/run.sh && bash tests/slurm_smoke.sh

@@ -91,7 +91,7 @@ def plot_test_errors(errors: pd.DataFrame, trainable: pd.DataFrame, labels: dict
             ax.set_yscale("log")
             for i, s in enumerate(order):
                 v = data[data.strategy == s]["value"].mean()
-                ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
                             textcoords="offset points")
         fig.suptitle(title)
         fig.tight_layout()

@@ -19,8 +19,12 @@
 #   status   daemons, pids, sinfo, accounting.
 #   env      print `export SLURM_CONF=...` for eval "$(... env)".
 #
+# Outside the state dir, `start` only creates the symlink
+# /etc/slurm/slurm.conf -> $STATE/etc/slurm.conf when no slurm.conf is there
+# (srun inside jobs needs it, see link_default_conf); `stop` removes it.
+#
 # Every file (configs, munge key and socket, MariaDB datadir, spool, logs, pid
-# files) lives in the state dir; nothing is written to /etc or /run.
+# files) lives in the state dir; nothing is written to /run.
 #
 # Environment (all optional):
 #   MLIPFT_SLURM_STATE_DIR   state dir            (default /tmp/mlipft-slurm)
@@ -113,7 +117,7 @@ daemon_comm() {
     esac
 }
 
-recorded_pid() { [[ -s $PIDS/$1.pid ]] && tr -dc 0-9 <"$PIDS/$1.pid" || true; }
+recorded_pid() { if [[ -s $PIDS/$1.pid ]]; then tr -dc 0-9 <"$PIDS/$1.pid"; fi; }
 
 # pid is alive and is the expected executable
 pid_is() {
@@ -167,7 +171,8 @@ launch() {
     log "starting $name"
     # no job control in this script, so the child is not a process-group
     # leader and setsid execs in place: $! is the daemon's own pid
-    setsid "$@" </dev/null >>"$LOG/$name.stdout" 2>&1 &
+    # (fd 9, the start/stop lock, must not be inherited by the daemon)
+    setsid "$@" </dev/null >>"$LOG/$name.stdout" 2>&1 9>&- &
     local pid=$!
     echo "$pid" >"$PIDS/$name.pid"
     local t=0
@@ -241,6 +246,12 @@ detect_node() {
     local total
     total=$(free -m | awk '/^Mem:/{print $2}')
     [[ $CPUS =~ ^[0-9]+$ && $total =~ ^[0-9]+$ ]] || die "cannot detect CPUs/memory (nproc=$CPUS free=$total)"
+    # in a container, a cgroup (v2) memory limit below the host's RAM wins
+    local limit
+    limit=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || true)
+    if [[ $limit =~ ^[0-9]+$ ]] && ((limit / 1048576 < total)); then
+        total=$((limit / 1048576))
+    fi
     # leave room for the OS and the daemons, or slurmd reports less memory
     # than configured and the node is drained
     MEM_MB=$((total * MEM_FRACTION / 100))
@@ -273,9 +284,13 @@ start_munge() {
     if [[ ! -s $key ]]; then
         (umask 077 && dd if=/dev/urandom of="$key" bs=1024 count=1 status=none)
     fi
-    chmod 700 "$STATE/munge"
+    # socket dir must be searchable by everybody (munged warns otherwise);
+    # the key itself is root-only
+    chmod 755 "$STATE/munge"
     chmod 400 "$key"
-    rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock" 2>/dev/null || true
+    # a socket left by a dead munged would make the new one refuse to start;
+    # never remove the socket of a live one
+    daemon_alive munged || rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
     launch munged munged --foreground --force --key-file="$key" \
         --socket="$MUNGE_SOCKET" --pid-file="$STATE/run/munged.pid" \
         --log-file="$LOG/munged.log" --seed-file="$STATE/munge/munged.seed"
@@ -283,6 +298,7 @@ start_munge() {
         bash -c "munge -S '$MUNGE_SOCKET' -n | unmunge -S '$MUNGE_SOCKET'"
 }
 
+# shellcheck disable=SC2120 # called with arguments through wait_for
 mysql_client() { mariadb --no-defaults -S "$STATE/mysql/mysqld.sock" -u root "$@"; }
 
 start_mariadb() {
@@ -340,6 +356,43 @@ register_accounting() {
     fi
 }
 
+# snakemake-executor-plugin-slurm-jobstep (0.6.1) drops every SLURM_* variable
+# but a few job ids from the environment of its nested `srun`, SLURM_CONF
+# included; srun inside a job then finds no config ("DNS SRV lookup failed").
+# So the config must also be where the Debian build looks by default:
+# /etc/slurm/slurm.conf becomes a symlink to ours (removed again by `stop`).
+# If a foreign slurm.conf is there, an srun wrapper that sets SLURM_CONF goes
+# to $STATE/bin instead, which must then be first on PATH (see `env`).
+DEFAULT_CONF=/etc/slurm/slurm.conf
+link_default_conf() {
+    rm -f "$STATE/bin/srun"
+    if [[ -L $DEFAULT_CONF && $(readlink "$DEFAULT_CONF") == "$SLURM_CONF" ]]; then
+        return 0
+    fi
+    if [[ -L $DEFAULT_CONF && ! -e $DEFAULT_CONF ]]; then
+        log "replacing dangling symlink $DEFAULT_CONF -> $(readlink "$DEFAULT_CONF")"
+        rm -f "$DEFAULT_CONF"
+    fi
+    if [[ ! -e $DEFAULT_CONF ]]; then
+        mkdir -p "$(dirname "$DEFAULT_CONF")"
+        ln -s "$SLURM_CONF" "$DEFAULT_CONF"
+        log "linked $DEFAULT_CONF -> $SLURM_CONF"
+        return 0
+    fi
+    log "WARNING: $DEFAULT_CONF belongs to another cluster; srun inside jobs" \
+        "needs $STATE/bin first on PATH (eval \"\$($0 env)\")"
+    mkdir -p "$STATE/bin"
+    printf '#!/bin/sh\nSLURM_CONF=%s exec /usr/bin/srun "$@"\n' "$SLURM_CONF" >"$STATE/bin/srun"
+    chmod 755 "$STATE/bin/srun"
+}
+
+unlink_default_conf() {
+    if [[ -L $DEFAULT_CONF && $(readlink "$DEFAULT_CONF") == "$SLURM_CONF" ]]; then
+        rm -f "$DEFAULT_CONF"
+        log "removed symlink $DEFAULT_CONF"
+    fi
+}
+
 node_idle() {
     local st
     st=$(sinfo -h -N -n localhost -o '%t' 2>/dev/null) || return 1
@@ -362,12 +415,13 @@ cmd_start() {
     need_root
     local t0=$SECONDS missing
     missing=$(missing_packages)
-    [[ -z $missing ]] || die "packages missing ($(echo $missing)); run '$0 install' first"
+    [[ -z $missing ]] || die "packages missing ($(tr '\n' ' ' <<<"$missing")); run '$0 install' first"
     mkdir -p "$STATE"
     # serialise concurrent start/stop on the same state dir
     exec 9>"$STATE/.lock"
-    flock -w 300 9 || die "another start/stop holds $STATE/.lock"
+    flock -w 120 9 || die "another start/stop holds $STATE/.lock (120s)"
     write_configs
+    link_default_conf
     clean_stale_pidfiles
     start_munge
     start_mariadb
@@ -385,9 +439,22 @@ cmd_start() {
 cmd_stop() {
     [[ -d $PIDS ]] || { log "no state dir $STATE: nothing to stop"; return 0; }
     exec 9>"$STATE/.lock"
-    flock -w 300 9 || die "another start/stop holds $STATE/.lock"
+    # stop must always work: go on without the lock if it is not free soon
+    flock -w 60 9 || log "WARNING: $STATE/.lock still held after 60s; stopping anyway"
     local i name pid comm
     local -a todo=()
+    # jobs first: slurmstepd and job processes are not children of slurmd
+    # and would outlive it, so cancel through SLURM and wait (bounded)
+    if daemon_alive slurmctld && [[ -n $(squeue -h -o %i 2>/dev/null) ]]; then
+        log "cancelling jobs: $(squeue -h -o %i | tr '\n' ' ')"
+        squeue -h -o %i | xargs -r scancel 2>/dev/null || true
+        local t=0
+        while [[ -n $(squeue -h -o %i 2>/dev/null) ]] && ((t < STOP_WAIT)); do
+            sleep 1
+            t=$((t + 1))
+        done
+        [[ -z $(squeue -h -o %i 2>/dev/null) ]] || log "WARNING: jobs still listed after ${STOP_WAIT}s: $(squeue -h -o '%i %t' | tr '\n' ' ')"
+    fi
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[i]}
         pid=$(recorded_pid "$name")
@@ -420,6 +487,7 @@ cmd_stop() {
         pid_is "$pid" "$comm" && log "WARNING: pid $pid ($comm) survived KILL"
     done
     clean_stale_pidfiles
+    unlink_default_conf
     log "stopped"
 }
 
@@ -450,7 +518,10 @@ case ${1:-} in
     stop) cmd_stop ;;
     restart) cmd_stop; cmd_start ;;
     status) cmd_status ;;
-    env) echo "export SLURM_CONF=$SLURM_CONF" ;;
+    env)
+        echo "export SLURM_CONF=$SLURM_CONF"
+        if [[ -x $STATE/bin/srun ]]; then echo "export PATH=$STATE/bin:\$PATH"; fi
+        ;;
     *)
         sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
         exit 2
