@@ -33,5 +33,8 @@ lint: install
 benchmark: install
 	$(BIN)/python benchmarks/finetune_overhead.py --scale mini
 
+dry-run-paper: install
+	$(BIN)/snakemake all_figures -n --configfile=config/paper.yaml
+
 slurm-test: install
 	bash tests/slurm_toy/run.sh && bash tests/slurm_smoke.sh

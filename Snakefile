@@ -2,7 +2,7 @@
 # One DAG: raw data -> E0 fitting -> one fine-tune per strategy -> evaluation -> figures.
 #   snakemake all_figures            # every figure that exists, mini world (default config)
 #   snakemake fig06                  # one figure by its target
-#   snakemake --profile slurm all_figures --configfile config/paper.yaml   # paper world on SLURM
+#   snakemake --profile slurm all_figures --configfile=config/paper.yaml   # paper world on SLURM
 # See README.md.
 
 from snakemake.utils import min_version
@@ -10,7 +10,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The mini world is the default; `--configfile config/paper.yaml` replaces it (not merged into it).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "rules/common.smk"

@@ -14,6 +14,7 @@ rule evaluate_errors:
         run=lambda w: json.dumps({k: w[k] for k in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "seed")}),
         batch_size=32,
         dtype=config["default_dtype"],
+        device=config["device"],
     threads: config["threads"]
     resources:
         runtime=30,
@@ -27,7 +28,7 @@ rule evaluate_errors:
     shell:
         "(OMP_NUM_THREADS={threads} mace_eval_configs --configs {input.test} --model {input.model} "
         "--output {output.predictions} --default_dtype {params.dtype} "
-        "--batch_size {params.batch_size} --head Default && "
+        "--device $(python -m mlipft.train --resolve-device {params.device}) --batch_size {params.batch_size} --head Default && "
         "python -m mlipft.evaluate --predictions {output.predictions} --run {params.run:q} "
         "--testset test --output {output.errors}) > {log} 2>&1"
 
@@ -44,6 +45,7 @@ rule run_neb:
         reactions=neb_reactions,
         neb=SC["neb"],
         dtype=config["default_dtype"],
+        device=config["device"],
     threads: config["threads"]
     resources:
         runtime=60,
@@ -57,5 +59,5 @@ rule run_neb:
     shell:
         "python -m mlipft.neb --model {input.model} --reference {input.reference} "
         "--reactions {params.reactions} --n-images {params.neb[n_images]} --fmax {params.neb[fmax]} "
-        "--steps {params.neb[steps]} --default-dtype {params.dtype} --threads {threads} "
+        "--steps {params.neb[steps]} --default-dtype {params.dtype} --device {params.device} --threads {threads} "
         "--output {output} > {log} 2>&1"

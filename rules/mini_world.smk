@@ -123,6 +123,7 @@ rule replay_set:
         f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
     params:
         mode=lambda w: config["replay"][w.replay]["mode"],
+        n=SC["finetune"].get("num_samples_pt", 100),
         seed=config["seed"],
     log:
         f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
@@ -132,4 +133,4 @@ rule replay_set:
         "../envs/mlipft.yaml"
     shell:
         "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
-        "--seed {params.seed} --output {output} > {log} 2>&1"
+        "--n {params.n} --seed {params.seed} --output {output} > {log} 2>&1"

@@ -27,6 +27,11 @@ def raw_file(source_id):
     return f"{RAW}/{SOURCES[source_id].dest}"
 
 
+def raw_root(wildcards, output):
+    """The destination root of mlipft.download: the output path without the source's dest."""
+    return str(output[0])[: -len(wildcards.dest)].rstrip("/")
+
+
 def converted_file(benchmark, role):
     """One input of a benchmark's recipe, converted to canonical extxyz by mlipft.convert."""
     return f"{DATA}/converted/{benchmark}/{role}.xyz"

@@ -18,7 +18,7 @@ rule download:
         source_id=lambda w: DEST_TO_ID[w.dest],
         sources=SOURCES_FILE,
         lock=LOCK_FILE,
-        raw=RAW,
+        raw=raw_root,
         local_dirs=LOCAL_DIR_ARGS,
         accept=ACCEPT_ARG,
     # on the host running snakemake: cluster compute nodes often have no internet

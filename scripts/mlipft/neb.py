@@ -167,7 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n-images", type=int, default=5)
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--default-dtype", default="float64")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", required=True)
@@ -175,9 +175,11 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import torch
 
+    from .train import resolve_device
+
     torch.set_num_threads(args.threads)
     frame = model_profiles(args.model, args.reference, args.reactions, args.n_images, args.fmax,
-                           args.steps, args.device, args.default_dtype)
+                           args.steps, resolve_device(args.device), args.default_dtype)
     with atomic_path(args.output) as tmp:
         frame.to_csv(tmp, index=False)
 

@@ -318,13 +318,27 @@ def detect_label_keys(path: str | Path) -> tuple[str, str, str | None]:
 
 
 def canonicalize(path: str | Path, output: str | Path) -> int:
-    """Rewrite an extxyz file with canonical REF_* labels (keys detected from its first frame)."""
-    from .convert import _read_labelled
+    """Rewrite an extxyz file with canonical REF_* labels (keys detected from its first frame).
 
+    Every frame is relabelled as :mod:`mlipft.convert` does (missing labels name the frame), but
+    without its unit plausibility check: replay sets are the MACE team's eV / Angstrom files, and
+    rattled pretraining structures can carry forces above that check's 50 eV/Angstrom.
+    """
+    import ase.io
+
+    from .convert import _parse_comment_line, _relabel
+
+    path = Path(path)
     energy, forces, stress = detect_label_keys(path)
-    frames = _read_labelled(Path(path), energy_key=energy, forces_key=forces, stress_key=stress)
+    frames = [_relabel(path, i, atoms, energy, forces, stress)
+              for i, atoms in enumerate(ase.io.iread(path, index=":", format="extxyz",
+                                                     properties_parser=_parse_comment_line))]
+    if not frames:
+        raise PaperDataError(f"{path}: no frames")
     write_atomic(output, frames)
-    log.info("%s: %d frames, keys %s -> canonical", path, len(frames), (energy, forces, stress))
+    fmax = max(float(np.abs(a.arrays[FORCES_KEY]).max()) for a in frames)
+    log.info("%s: %d frames, keys %s -> canonical; largest force component %.3g eV/A",
+             path, len(frames), (energy, forces, stress), fmax)
     return len(frames)
 
 

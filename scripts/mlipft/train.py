@@ -151,6 +151,11 @@ def collect(work: Path, name: str, out: dict[str, str]) -> None:
 
 
 def main(argv=None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--resolve-device"]:  # used by shell rules that call mace's own CLIs
+        print(resolve_device(argv[1]))
+        return
     parser = argparse.ArgumentParser(description="Run one mace_run_train job from a run spec (JSON)")
     parser.add_argument("--spec", required=True, help="JSON run spec (inline or @file)")
     parser.add_argument("--e0s", help="E0 JSON written by mlipft.e0s (else spec['e0s_json'])")
