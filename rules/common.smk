@@ -76,7 +76,7 @@ def pretrain_spec(wildcards, input):
     entry = {"uses_foundation": False, "multihead": False, "mace_args": found["model"]}
     return json.dumps({
         "strategy_name": f"pretrain_{wildcards.foundation}", "strategy": entry,
-        "e0_mode": "isolated", "name": wildcards.foundation, "seed": config["seed"],
+        "e0_mode": "average", "name": wildcards.foundation, "seed": config["seed"],
         "train_file": input.train, "valid_file": input.valid,
         "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],

@@ -65,7 +65,7 @@ for _bench, _spec in config["benchmarks"].items():
 
 rule corpus_e0s:
     message:
-        "Isolated-atom E0s of corpus {wildcards.corpus} (for pretraining)"
+        "E0s of corpus {wildcards.corpus} (average and isolated; pretraining uses average)"
     input:
         train=rules.generate_corpus.output.train,
         isolated=rules.generate_corpus.output.isolated,
