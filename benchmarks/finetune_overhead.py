@@ -29,15 +29,16 @@ def main() -> None:
     args = parser.parse_args()
     run = f"results/{args.scale}/runs/sn2/train/f1/mini/{args.strategy}/e0-estimated/seed0"
     target = f"{run}/model.model"
-    smk = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", f"scale={args.scale}", "--quiet", "all"]
-    subprocess.run(smk + [target], cwd=ROOT, check=True)  # prerequisites, untimed
+    smk = [sys.executable, "-m", "snakemake", target, "--cores", "1", "--quiet", "all",
+           "--config", f"scale={args.scale}"]
+    subprocess.run(smk, cwd=ROOT, check=True)  # prerequisites, untimed
     log = ROOT / f"results/{args.scale}/logs/finetune/{run.split('/', 2)[2]}.log"
-    command = next(line[2:] for line in log.read_text().splitlines() if line.startswith("$ "))
     workflow_s, bare_s = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        subprocess.run(smk + ["--forcerun", "finetune", "--", target], cwd=ROOT, check=True)
+        subprocess.run(smk + ["--forcerun", "finetune"], cwd=ROOT, check=True)
         workflow_s.append(time.perf_counter() - start)
+        command = [line[2:] for line in log.read_text().splitlines() if line.startswith("$ ")][-1]
         with tempfile.TemporaryDirectory() as tmp:
             work = str(ROOT / run / "mace")
             bare = shlex.split(command.replace(work, tmp))

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -119,10 +120,10 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
             log.info("cuequivariance-torch not installed: training without cuEquivariance")
     cmd = mace_command(build_args(strategy, run_spec))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    log.info("running: %s", " ".join(cmd))
+    log.info("running: %s", shlex.join(cmd))
     start = time.perf_counter()
     with open(log_file or os.devnull, "a") as handle:
-        handle.write("$ " + " ".join(cmd) + "\n")
+        handle.write("$ " + shlex.join(cmd) + "\n")
         handle.flush()
         proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=work)
     seconds = time.perf_counter() - start
