@@ -1088,27 +1088,21 @@ def replay_subsample(corpus_xyz: Path | str | Sequence[Path | str], elements: It
     ``mode="element_matched"``: keep the structures whose elements are a subset of ``elements``
     (the target benchmark's elements), then draw ``n`` at random without replacement (all of
     them when fewer match). ``mode="random"``: ``n`` at random from the whole corpus.
-    IsolatedAtom rows are never drawn. The draw is deterministic in ``seed`` and keeps the
-    corpus order. Writes ``out_path`` (extxyz) when given; returns the structures.
+    IsolatedAtom rows are never drawn. The draw (:func:`mlipft.replay.select`, the workflow's
+    own) is deterministic in ``seed`` and keeps the corpus order. Writes ``out_path`` (extxyz) when given; returns the structures.
     """
     if mode not in REPLAY_MODES:
         raise ValueError(f"unknown replay mode {mode!r}; expected one of {REPLAY_MODES}")
+    from ..replay import select
+
     paths = [corpus_xyz] if isinstance(corpus_xyz, (str, Path)) else list(corpus_xyz)
-    configs: list[Atoms] = []
-    for path in paths:
-        configs.extend(read(path, index=":", format="extxyz"))
-    configs = [a for a in configs if a.info.get(CONFIG_TYPE_KEY) != "IsolatedAtom"]
-    allowed = set(elements)
-    if mode == "element_matched":
-        pool = [i for i, a in enumerate(configs) if set(a.get_chemical_symbols()) <= allowed]
-    else:
-        pool = list(range(len(configs)))
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(404,)))
-    k = min(int(n), len(pool))
-    if k < n:
-        log.warning("replay %s: only %d structures available (asked for %d)", mode, k, n)
-    chosen = sorted(rng.choice(pool, size=k, replace=False).tolist()) if k else []
-    out = [configs[i] for i in chosen]
+    configs = [a for path in paths for a in read(path, index=":", format="extxyz")]
+    try:
+        out = select(configs, set(elements), mode, int(n), seed)
+    except ValueError:  # mode is valid, so: no structure has only these elements
+        out = []
+    if len(out) < n:
+        log.warning("replay %s: only %d structures available (asked for %d)", mode, len(out), n)
     for a in out:
         a.info["replay_mode"] = mode
     if out_path is not None:
