@@ -114,9 +114,8 @@ def check(config: dict, root: str | Path = ROOT) -> None:
                               f"{config['scale']!r}")
     for name, fig in config["figures"].items():
         check_figure(config, name, fig, strategies)
-    for key in ("sources", "sources_lock"):
-        if key in config and key == "sources" and not (Path(root) / config[key]).exists():
-            raise ConfigError(f"config entry {key}: file not found: {config[key]}")
+    if "sources" in config and not (Path(root) / config["sources"]).exists():
+        raise ConfigError(f"config entry sources: file not found: {config['sources']}")
     if config["world"] == "paper":
         check_paper(config, root)
 
