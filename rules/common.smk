@@ -1,6 +1,8 @@
 # Shared set-up: config validation (schema + cross-references), paths and input functions.
+import importlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,7 +52,8 @@ def bench_file(benchmark, name):
 
 
 def foundation_model(name):
-    return f"{RES}/foundations/{name}/model.model"
+    """Foundations are data: generated (mini world, committed) or downloaded (paper world)."""
+    return f"{DATA}/foundations/{name}/model.model"
 
 
 def run_dir(run):
@@ -77,7 +80,7 @@ def pretrain_spec(wildcards, input):
     return json.dumps({
         "strategy_name": f"pretrain_{wildcards.foundation}", "strategy": entry,
         "e0_mode": "average", "name": wildcards.foundation, "seed": config["seed"],
-        "train_file": input.train, "valid_file": input.valid,
+        "train_file": input.train, "valid_file": input.valid, "corpus_fraction": found.get("corpus_fraction"),
         "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],
         "common": config["training"]["common"],
@@ -111,7 +114,9 @@ def finetune_spec(w, input):
         "max_num_epochs": SC["finetune"]["max_num_epochs"], "batch_size": SC["finetune"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],
         "common": config["training"]["common"],
-        "scratch_model": found.get("model", {}),
+        "compute_stress": bool(config["benchmarks"][w.benchmark].get("compute_stress", False)),
+        # a from-scratch model knows only the benchmark's elements (whose E0s it is given)
+        "scratch_model": {k: v for k, v in found.get("model", {}).items() if k != "atomic_numbers"},
     })
 
 
@@ -125,3 +130,90 @@ def neb_reactions(w):
 
 def strategy_labels(figure):
     return json.dumps({s: STRATEGIES[s].label for s in cfg.strategy_names(config, figure)})
+
+
+# ---- the mini world's generated artifacts (committed under data/mini/<scale>/) ----
+
+if config["world"] == "mini":
+    from mlipft.mini.corpus import ELEMENTS as MINI_ELEMENTS  # noqa: E402
+
+    MINI_LEVELS = {"corpus": "GFN1-xTB (tblite)"}
+    MINI_LEVELS.update({
+        b: importlib.import_module(f"mlipft.mini.{spec['generator']}").CARD["level"]
+        for b, spec in config["benchmarks"].items()
+    })
+
+
+def corpus_file(corpus, name):
+    return f"{DATA}/corpora/{corpus}/{name}"
+
+
+def foundation_corpus(w, name):
+    """A pretraining input; ancient(): committed artifacts keep arbitrary checkout mtimes."""
+    return ancient(corpus_file(config["foundations"][w.foundation]["corpus"], name))
+
+
+def mini_replay_inputs(w):
+    rep = config["replay"][w.replay]
+    bench = config["benchmarks"][w.benchmark]
+    if "combine" in rep:
+        return {"parts": [f"{RES}/replay/{w.benchmark}/{part}.xyz" for part in rep["combine"]]}
+    return {"corpus": ancient(corpus_file(rep["corpus"], "train.xyz")),
+            "target": bench_file(w.benchmark, bench["trainsets"][0])}
+
+
+def mini_replay_args(w, input):
+    rep = config["replay"][w.replay]
+    if "combine" in rep:
+        return f"--combine {' '.join(input.parts)}"
+    return (f"--corpus {input.corpus} --target {input.target} --mode {rep['mode']} "
+            f"--n {SC['finetune'].get('num_samples_pt', 100)} --seed {config['seed']}")
+
+
+def benchmark_outputs(name):
+    """Every file a mini benchmark generator writes: its FILES (extxyz) and EXTRA_FILES."""
+    generator = importlib.import_module(f"mlipft.mini.{config['benchmarks'][name]['generator']}")
+    outputs = {f: bench_file(name, f) for f in generator.FILES}
+    outputs.update({Path(f).stem: f"{DATA}/benchmarks/{name}/{f}" for f in getattr(generator, "EXTRA_FILES", ())})
+    return outputs
+
+
+def quality_datasets(w):
+    """The common foundation-level test set and each benchmark's target-level test set."""
+    data = {"test": corpus_file(config["foundation_testset"], "test.xyz")}
+    data.update({b: bench_file(b, spec["test"]) for b, spec in config["benchmarks"].items()})
+    return {k: ancient(v) for k, v in data.items()}
+
+
+def quality_args(w, input):
+    levels = {b: MINI_LEVELS[b] for b in config["benchmarks"]}
+    levels["test"] = MINI_LEVELS["corpus"]
+    return " ".join(f"--dataset {k}={v} --level-of {shlex.quote(k + '=' + levels[k])}"
+                    for k, v in input.items() if k != "model")
+
+
+def mini_world_files():
+    """Every committed artifact of the mini world at the current scale, with its level of
+    theory and the rule that generates it (the manifest's rows)."""
+    entries = {}
+    for corpus in SC.get("corpora", {}):
+        names = ["test.xyz"] if corpus == config.get("foundation_testset") else ["train.xyz", "valid.xyz", "e0s.json"]
+        for name in [*names, "isolated_atoms.xyz", "summary.json"]:
+            maker = "corpus_e0s" if name == "e0s.json" else (
+                "generate_testset" if corpus == config.get("foundation_testset") else "generate_corpus")
+            entries[corpus_file(corpus, name)] = (MINI_LEVELS["corpus"], maker)
+    for bench in config["benchmarks"]:
+        for path in [*benchmark_outputs(bench).values(), f"{DATA}/benchmarks/{bench}/summary.json"]:
+            entries[path] = (MINI_LEVELS[bench], f"generate_benchmark_{bench}")
+    for found, spec in config["foundations"].items():
+        level = f"MACE fitted to the {spec['corpus']} corpus ({MINI_LEVELS['corpus']})"
+        for name in ("model.model", "loss_curves.csv", "trainable.json"):
+            entries[f"{DATA}/foundations/{found}/{name}"] = (level, "pretrain_foundation")
+        entries[f"{DATA}/foundations/{found}/quality.csv"] = ("evaluation", "foundation_quality")
+    entries[f"{DATA}/foundation_quality.csv"] = ("evaluation", "foundation_quality_table")
+    return entries
+
+
+def manifest_entries(w, input):
+    return json.dumps({str(Path(p).relative_to(DATA)): {"level": level, "command": f"snakemake {p} (rule {maker})"}
+                       for p, (level, maker) in mini_world_files().items()})

@@ -26,11 +26,10 @@ rule evaluate_errors:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "(OMP_NUM_THREADS={threads} mace_eval_configs --configs {input.test} --model {input.model} "
-        "--output {output.predictions} --default_dtype {params.dtype} "
-        "--device $(python -m mlipft.train --resolve-device {params.device}) --batch_size {params.batch_size} --head Default && "
-        "python -m mlipft.evaluate --predictions {output.predictions} --run {params.run:q} "
-        "--testset test --output {output.errors}) > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m mlipft.evaluate run --configs {input.test} --model {input.model} "
+        "--predictions {output.predictions} --default-dtype {params.dtype} --device {params.device} "
+        "--batch-size {params.batch_size} --head Default --run {params.run:q} "
+        "--testset test --output {output.errors} > {log} 2>&1"
 
 
 rule run_neb:

@@ -1,16 +1,20 @@
 # The mini world: pretraining corpora, benchmarks and foundation models generated from seeds,
-# labelled by GFN1-xTB (foundation level) and GFN2-xTB (target level) with tblite.
-import importlib
+# labelled by GFN1-xTB (foundation level) and GFN2-xTB (target level) with tblite. Everything
+# here is committed under data/mini/<scale>/ with a manifest; `snakemake mini_world` regenerates
+# it. Inputs of committed artifacts are ancient(): a fresh clone's checkout mtimes never trigger
+# a regeneration. Paths and input functions: rules/common.smk.
 
 
 rule generate_corpus:
     message:
         "Corpus {wildcards.corpus} at the foundation level (GFN1-xTB)"
     output:
-        train=f"{DATA}/corpora/{{corpus}}/train.xyz",
-        valid=f"{DATA}/corpora/{{corpus}}/valid.xyz",
-        isolated=f"{DATA}/corpora/{{corpus}}/isolated_atoms.xyz",
-        summary=f"{DATA}/corpora/{{corpus}}/summary.json",
+        train=corpus_file("{corpus}", "train.xyz"),
+        valid=corpus_file("{corpus}", "valid.xyz"),
+        isolated=corpus_file("{corpus}", "isolated_atoms.xyz"),
+        summary=corpus_file("{corpus}", "summary.json"),
+    wildcard_constraints:
+        corpus="mptrj|omat",
     params:
         generator=lambda w: json.dumps(SC["corpora"][w.corpus]),
         seed=config["seed"],
@@ -31,23 +35,51 @@ rule generate_corpus:
         "--summary {output.summary} > {log} 2>&1"
 
 
-for _bench, _spec in config["benchmarks"].items():
-    _files = importlib.import_module(f"mlipft.mini.{_spec['generator']}").FILES
+rule generate_testset:
+    message:
+        "Common held-out test set {wildcards.corpus} of the foundations (GFN1-xTB)"
+    output:
+        test=corpus_file("{corpus}", "test.xyz"),
+        isolated=corpus_file("{corpus}", "isolated_atoms.xyz"),
+        summary=corpus_file("{corpus}", "summary.json"),
+    wildcard_constraints:
+        corpus="test",
+    params:
+        generator=lambda w: json.dumps(SC["corpora"][w.corpus]),
+        seed=config["seed"],
+        out_dir=lambda w, output: str(Path(output.test).parent),
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    log:
+        f"{RES}/logs/generate_testset/{{corpus}}.log",
+    benchmark:
+        f"{RES}/benchmarks/generate_testset/{{corpus}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m mlipft.mini.build corpus {wildcards.corpus} "
+        "--params {params.generator:q} --seed {params.seed} --out-dir {params.out_dir} "
+        "--summary {output.summary} > {log} 2>&1"
+
+
+for _bench in config["benchmarks"]:
 
     rule:
         name:
             f"generate_benchmark_{_bench}"
         message:
-            f"Benchmark {_bench} at the target level (GFN2-xTB)"
+            f"Benchmark {_bench} at the target level"
         output:
-            **{f: f"{DATA}/benchmarks/{_bench}/{f}.xyz" for f in _files},
+            **benchmark_outputs(_bench),
             summary=f"{DATA}/benchmarks/{_bench}/summary.json",
         params:
-            generator=_spec["generator"],
+            generator=config["benchmarks"][_bench]["generator"],
             gen_params=json.dumps(SC["benchmarks"][_bench]),
             seed=config["seed"],
             out_dir=lambda w, output: str(Path(output.summary).parent),
-        threads: 1
+        threads: config["benchmarks"][_bench].get("threads", 1)
         resources:
             runtime=120,
             mem_mb=4000,
@@ -58,21 +90,22 @@ for _bench, _spec in config["benchmarks"].items():
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "OMP_NUM_THREADS={threads} python -m mlipft.mini.build benchmark {params.generator} "
+            "OMP_NUM_THREADS=1 python -m mlipft.mini.build benchmark {params.generator} "
             "--params {params.gen_params:q} --seed {params.seed} --out-dir {params.out_dir} "
             "--summary {output.summary} > {log} 2>&1"
 
 
 rule corpus_e0s:
     message:
-        "E0s of corpus {wildcards.corpus} (average and isolated; pretraining uses average)"
+        "E0s of corpus {wildcards.corpus} (pretraining uses average; elements it lacks get isolated-atom E0s)"
     input:
-        train=rules.generate_corpus.output.train,
-        isolated=rules.generate_corpus.output.isolated,
+        train=ancient(rules.generate_corpus.output.train),
+        isolated=ancient(rules.generate_corpus.output.isolated),
     output:
-        f"{DATA}/corpora/{{corpus}}/e0s.json",
+        corpus_file("{corpus}", "e0s.json"),
     params:
         dtype=config["default_dtype"],
+        elements=" ".join(MINI_ELEMENTS),
     log:
         f"{RES}/logs/corpus_e0s/{{corpus}}.log",
     benchmark:
@@ -80,7 +113,7 @@ rule corpus_e0s:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.e0s --train {input.train} --isolated {input.isolated} "
+        "python -m mlipft.e0s --train {input.train} --isolated {input.isolated} --elements {params.elements} "
         "--default-dtype {params.dtype} --output {output} > {log} 2>&1"
 
 
@@ -88,15 +121,16 @@ rule pretrain_foundation:
     message:
         "Pretraining the mini foundation {wildcards.foundation} with mace_run_train"
     input:
-        train=lambda w: f"{DATA}/corpora/{config['foundations'][w.foundation]['corpus']}/train.xyz",
-        valid=lambda w: f"{DATA}/corpora/{config['foundations'][w.foundation]['corpus']}/valid.xyz",
-        e0s=lambda w: f"{DATA}/corpora/{config['foundations'][w.foundation]['corpus']}/e0s.json",
+        train=lambda w: foundation_corpus(w, "train.xyz"),
+        valid=lambda w: foundation_corpus(w, "valid.xyz"),
+        e0s=lambda w: foundation_corpus(w, "e0s.json"),
     output:
-        model=f"{RES}/foundations/{{foundation}}/model.model",
-        loss_curves=f"{RES}/foundations/{{foundation}}/loss_curves.csv",
-        trainable=f"{RES}/foundations/{{foundation}}/trainable.json",
+        model=foundation_model("{foundation}"),
+        loss_curves=f"{DATA}/foundations/{{foundation}}/loss_curves.csv",
+        trainable=f"{DATA}/foundations/{{foundation}}/trainable.json",
     params:
         spec=pretrain_spec,
+        work_dir=f"{RES}/pretrain/{{foundation}}",
     threads: config["threads"]
     resources:
         runtime=240,
@@ -110,21 +144,91 @@ rule pretrain_foundation:
     shell:
         "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model} "
         "--loss-curves {output.loss_curves} --trainable {output.trainable} "
-        "--threads {threads} --log {log} 2>> {log}"
+        "--threads {threads} --log {log} --work-dir {params.work_dir} 2>> {log}"
+
+
+rule foundation_quality:
+    message:
+        "Foundation {wildcards.foundation}: errors on the common test set and zero-shot on every benchmark"
+    input:
+        unpack(quality_datasets),
+        model=ancient(foundation_model("{foundation}")),
+    output:
+        f"{DATA}/foundations/{{foundation}}/quality.csv",
+    params:
+        datasets=quality_args,
+        dtype=config["default_dtype"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    log:
+        f"{RES}/logs/foundation_quality/{{foundation}}.log",
+    benchmark:
+        f"{RES}/benchmarks/foundation_quality/{{foundation}}.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.quality evaluate --model {input.model} --name {wildcards.foundation} "
+        "{params.datasets} --device {params.device} --default-dtype {params.dtype} --threads {threads} "
+        "--output {output} > {log} 2>&1"
+
+
+rule foundation_quality_table:
+    message:
+        "Foundation quality table"
+    input:
+        ancient(expand(rules.foundation_quality.output[0], foundation=list(config["foundations"]))),
+    output:
+        f"{DATA}/foundation_quality.csv",
+    log:
+        f"{RES}/logs/foundation_quality_table.log",
+    benchmark:
+        f"{RES}/benchmarks/foundation_quality_table.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.quality table --inputs {input} --output {output} > {log} 2>&1"
+
+
+rule data_card:
+    message:
+        "Data card of the mini world ({DATA}/README.md)"
+    input:
+        files=[ancient(p) for p in mini_world_files()],
+    output:
+        card=f"{DATA}/README.md",
+        manifest=f"{DATA}/MANIFEST.tsv",
+    params:
+        root=DATA,
+        entries=manifest_entries,
+        foundations=json.dumps(config["foundations"]),
+        benchmarks=json.dumps(config["benchmarks"]),
+        quality=f"{DATA}/foundation_quality.csv",
+    log:
+        f"{RES}/logs/data_card.log",
+    benchmark:
+        f"{RES}/benchmarks/data_card.tsv"
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "(python -m mlipft.manifest build --root {params.root} --entries {params.entries:q} "
+        "--output {output.manifest} && "
+        "python -m mlipft.datacard --data-dir {params.root} --foundations {params.foundations:q} "
+        "--benchmarks {params.benchmarks:q} --quality {params.quality} --manifest {output.manifest} "
+        "--output {output.card}) > {log} 2>&1"
 
 
 rule replay_set:
     message:
         "Replay set {wildcards.replay} for {wildcards.benchmark}"
     input:
-        corpus=lambda w: f"{DATA}/corpora/{config['replay'][w.replay]['corpus']}/train.xyz",
-        target=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["trainsets"][0]),
+        unpack(mini_replay_inputs),
     output:
         f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
     params:
-        mode=lambda w: config["replay"][w.replay]["mode"],
-        n=SC["finetune"].get("num_samples_pt", 100),
-        seed=config["seed"],
+        args=mini_replay_args,
     log:
         f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
     benchmark:
@@ -132,5 +236,12 @@ rule replay_set:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
-        "--n {params.n} --seed {params.seed} --output {output} > {log} 2>&1"
+        "python -m mlipft.replay {params.args} --output {output} > {log} 2>&1"
+
+
+rule mini_world:
+    message:
+        "The mini world: corpora, benchmarks, foundations, their quality, data card and manifest"
+    localrule: True
+    input:
+        rules.data_card.output,

@@ -23,13 +23,21 @@ def test_default_config_is_valid(config):
     (lambda c: c["figures"]["fig06"].update(trainset="train_ts"), r"figures\.fig06\.trainset: 'train_ts' is not a training set"),
     (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_I"]), r"figures\.fig06\.neb_reactions"),
     (lambda c: c.update(scale="huge"), r"config entry scale: 'huge' is not one of"),
-    (lambda c: c["training"].update(comon={}), r"config entry training: Additional properties are not allowed \('comon'"),
-    (lambda c: c["strategies"]["naive"].update(mutlihead=False), r"strategies\.naive: Additional properties"),
+    (lambda c: c["training"].update(comon={}), r"config entry training: unknown key\(s\) \['comon'\]; allowed: \['common', 'scratch_model_from'\]"),
+    (lambda c: c["strategies"]["naive"].update(mutlihead=False), r"strategies\.naive: unknown key\(s\) \['mutlihead'\]"),
     (lambda c: c["strategies"]["lora"]["mace_args"].update(lora_rnak=4), r"strategies\.lora\.lora_rnak: not a mace_run_train"),
     (lambda c: c.update(world="moon"), r"config entry world: 'moon' is not one of"),
     (lambda c: c["figures"]["fig06"].update(e0s="average"), r"figures\.fig06: .*average E0s cannot be used with multihead"),
     (lambda c: c["figures"]["fig06"].update(kind="neb_profiles", neb_reactions=[]), r"neb_reactions"),
-    (lambda c: c["foundations"]["mini"].update(corpus="omat"), r"foundations\.mini\.corpus: 'omat' is not a corpus"),
+    (lambda c: c["foundations"]["mp0"].update(corpus="omat24"), r"foundations\.mp0\.corpus: 'omat24' is not a corpus"),
+    (lambda c: c["foundations"]["mp0"].update(corpus_fraction=1.5), r"foundations\.mp0\.corpus_fraction: 1\.5 is greater than"),
+    (lambda c: c["replay"].update(both={"combine": ["omat_matched", "mptrj_rnd"]}),
+     r"replay\.both\.combine: \['mptrj_rnd'\] are not other"),
+    (lambda c: c["replay"].update(self={"combine": ["self", "omat_matched"]}), r"replay\.self\.combine: \['self'\]"),
+    (lambda c: c["replay"].update(half={"corpus": "omat"}), r"config entry replay\.half: .*is not valid"),
+    (lambda c: c.update(foundation_testset="tset"), r"foundation_testset: 'tset' is not a corpus"),
+    (lambda c: c["benchmarks"]["nacl"].update(threads=0), r"benchmarks\.nacl\.threads: 0 is less than"),
+    (lambda c: c.update(y_anchor={}), r"config entry <top level>: unknown key\(s\) \['y_anchor'\]; allowed: .* \(and x-\* anchors\)"),
     (lambda c: c["strategies"]["replay"].update(replay="nope"), r"strategies\.replay\.replay: unknown replay set 'nope'"),
     (lambda c: c.update(sources="config/sources/nowhere.yaml"), r"config entry sources: file not found"),
 ])
@@ -44,7 +52,7 @@ def test_runs_for_figure(config):
     assert [r.strategy for r in runs] == list(config["strategies"])
     scratch = next(r for r in runs if r.strategy == "scratch")
     assert scratch.e0s == "isolated" and runs[1].e0s == "estimated"
-    assert runs[1].path == "runs/sn2/train_rp/f1/mini/naive/e0-estimated/seed0"
+    assert runs[1].path == "runs/sn2/train_rp/f1/omat_medium/naive/e0-estimated/seed0"
 
 
 def test_snakemake_stops_before_any_job(config, root, tmp_path):

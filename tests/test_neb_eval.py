@@ -99,3 +99,28 @@ def test_tables_attach_run_keys_and_barriers(tmp_path):
     assert (table.strategy == "naive").all() and (table.e0s == "estimated").all() and (table.seed == "0").all()
     barriers = tables.neb_barriers(table)
     assert barriers.error_ev.iloc[0] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_path):
+    """`python -m mlipft.evaluate run` (mace's eval_configs in process, device auto) writes the
+    predictions mace_eval_configs writes and the same table as the two-step pipeline."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = json.dumps({"strategy": "naive", "seed": "0"})
+    exe = Path(sys.executable).with_name("mace_eval_configs")
+    subprocess.run([str(exe), "--configs", tiny_data["test"], "--model", tiny_foundation,
+                    "--output", str(tmp_path / "ref.xyz"), "--default_dtype", "float64", "--device", "cpu",
+                    "--batch_size", "32", "--head", "Default"], check=True, capture_output=True)
+    evaluate.main(["--predictions", str(tmp_path / "ref.xyz"), "--run", run, "--testset", "test",
+                   "--output", str(tmp_path / "ref.csv")])
+    evaluate.main(["run", "--configs", tiny_data["test"], "--model", tiny_foundation,
+                   "--predictions", str(tmp_path / "pred.xyz"), "--default-dtype", "float64", "--device", "auto",
+                   "--batch-size", "32", "--head", "Default", "--run", run, "--testset", "test",
+                   "--output", str(tmp_path / "errors.csv")])
+    assert (tmp_path / "pred.xyz").read_text() == (tmp_path / "ref.xyz").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "errors.csv"), pd.read_csv(tmp_path / "ref.csv"))
+    assert not list(tmp_path.glob(".*.tmp*"))

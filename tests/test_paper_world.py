@@ -273,7 +273,11 @@ def test_paper_config_is_valid(paper_config):
         "mace_omat_0_small", "mace_omat_0_medium"}
     mini = load(ROOT / "config" / "config.yaml")
     assert paper_config["strategies"] == mini["strategies"]
-    assert set(paper_config["figures"]) == set(mini["figures"])
+    # every paper-world figure exists in the mini world with the same kind (the mini world also
+    # has the other four benchmarks' figures; the paper world wires SN2 only so far)
+    assert set(paper_config["figures"]) <= set(mini["figures"])
+    for name, fig in paper_config["figures"].items():
+        assert fig["kind"] == mini["figures"][name]["kind"], name
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -281,7 +285,7 @@ def test_paper_config_is_valid(paper_config):
      r"foundations\.mace_mp_0_small\.source: 'mace_mp_0_tiny' is not a source id"),
     (lambda c: c["foundations"]["mace_mp_0_small"].update(source="sn2_train"),
      r"foundations\.mace_mp_0_small\.source: source 'sn2_train' is of kind 'archive', expected foundation"),
-    (lambda c: c["replay"]["default"].update(corpus="omat_replay"), r"replay\.default\.corpus: 'omat_replay'"),
+    (lambda c: c["replay"]["omat_matched"].update(corpus="omat_replay"), r"replay\.omat_matched\.corpus: 'omat_replay'"),
     (lambda c: c["benchmarks"]["sn2"].update(recipe="sn2_magic"), r"benchmarks\.sn2\.recipe: 'sn2_magic'"),
     (lambda c: c["benchmarks"]["sn2"]["sources"].pop("isolated"), r"benchmarks\.sn2\.sources: recipe sn2_triplets needs"),
     (lambda c: c["benchmarks"]["sn2"]["sources"].update(isolated="sn2_e0"), r"benchmarks\.sn2\.sources\.isolated: 'sn2_e0'"),

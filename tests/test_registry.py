@@ -51,7 +51,7 @@ def test_eight_paper_strategies(config):
     ("replay_lora", {"multiheads_finetuning": "True", "lora": "True", "lora_rank": "4", "force_mh_ft_lr": "True"}),
 ])
 def test_exact_arguments(config, name, expected):
-    scratch = config["foundations"]["mini"]["model"]
+    scratch = config["foundations"]["omat_medium"]["model"]
     args = args_of(config, name, scratch_model=scratch)
     for key, value in expected.items():
         assert flag(args, key) == value, key

@@ -1,6 +1,14 @@
-"""A real one-epoch mace_run_train per strategy: what each one trains."""
+"""A real one-epoch mace_run_train per strategy: what each one trains.
+
+Each strategy runs through the command line the workflow's rules use (``python -m mlipft.train``,
+mace in the wrapper's own interpreter); the library call (mace as a child process) is what
+``tiny_foundation`` and the failure test use."""
 
 import json
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +30,8 @@ def e0_file(tiny_data, tiny_foundation, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(config, tiny_data, tiny_foundation, e0_file, tmp_path_factory):
-    """Train every strategy of the registry for one epoch; return {name: trainable.json}."""
+    """Train every strategy of the registry for one epoch with ``python -m mlipft.train``;
+    return {name: trainable.json + loss curves, model path and log}."""
     root = tmp_path_factory.mktemp("runs")
     scratch = dict(r_max=4.0, num_channels=8, max_L=1, num_interactions=2, correlation=2)
     results = {}
@@ -35,10 +44,26 @@ def trained(config, tiny_data, tiny_foundation, e0_file, tmp_path_factory):
         out = root / name
         paths = {"model": str(out / "model.model"), "loss_curves": str(out / "loss_curves.csv"),
                  "trainable": str(out / "trainable.json")}
-        train.run(spec, e0_file, paths, threads=1, log_file=str(root / f"{name}.log"))
+        log = root / f"{name}.log"
+        _cli(spec, e0_file, paths, log, check=True)
         results[name] = {**json.loads(Path(paths["trainable"]).read_text()),
-                         "curves": pd.read_csv(paths["loss_curves"]), "model": paths["model"]}
+                         "curves": pd.read_csv(paths["loss_curves"]), "model": paths["model"], "log": log}
     return results
+
+
+def _cli(spec, e0_file, paths, log, check=False):
+    """The finetune rule's shell command (stderr appended to the log)."""
+    cmd = [sys.executable, "-m", "mlipft.train", "--spec", json.dumps(spec), "--model", paths["model"],
+           "--threads", "1", "--log", str(log)]
+    if e0_file:
+        cmd += ["--e0s", e0_file]
+    for key in ("loss_curves", "trainable"):
+        if key in paths:
+            cmd += [f"--{key.replace('_', '-')}", paths[key]]
+    scripts = str(Path(train.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [scripts, os.environ.get("PYTHONPATH")]))}
+    with open(log, "a") as stderr:
+        return subprocess.run(cmd, stderr=stderr, env=env, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +118,39 @@ def test_failed_training_leaves_no_model(config, tiny_data, tmp_path):
     with pytest.raises(RuntimeError, match="mace_run_train failed"):
         train.run(spec, None, {"model": str(tmp_path / "m" / "model.model")}, log_file=str(tmp_path / "log"))
     assert not (tmp_path / "m" / "model.model").exists()
+
+
+def test_log_holds_the_bare_command_and_mace_output_once(trained):
+    """In-process mace: its output reaches the job's log, once, after the bare-equivalent command."""
+    text = trained["naive"]["log"].read_text()
+    commands = [line for line in text.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 1 and commands[0].split()[1].endswith("mace_run_train")
+    assert text.count("===========VERIFYING SETTINGS===========") == 1
+    assert text.index(commands[0]) < text.index("VERIFYING SETTINGS")
+    assert "trained naive in" in text
+
+
+def test_failed_cli_exits_nonzero_without_model(config, tiny_data, tmp_path):
+    spec = dict(strategy_name="naive", strategy=config["strategies"]["naive"], e0_mode="isolated", name="x",
+                seed=0, train_file=tiny_data["train"], valid_file=tiny_data["valid"], max_num_epochs=1,
+                batch_size=5, device="cpu", default_dtype="float64",
+                foundation_model=str(tmp_path / "missing.model"),
+                e0s_json={"modes": {"isolated": {"1": -1.0, "6": -2.0, "17": -3.0, "35": -4.0}}})
+    paths = {"model": str(tmp_path / "m" / "model.model"), "trainable": str(tmp_path / "m" / "trainable.json")}
+    proc = _cli(spec, None, paths, tmp_path / "log")
+    assert proc.returncode != 0
+    assert not (tmp_path / "m" / "model.model").exists() and not (tmp_path / "m" / "trainable.json").exists()
+    text = (tmp_path / "log").read_text()
+    assert "Traceback" in text and "mace_run_train failed" in text
+
+
+def test_in_process_mace_restores_the_caller(tmp_path):
+    """A failing in-process call (bad flag: argparse exits 2) gives the status back and leaves
+    cwd, argv, the standard streams and the root logger as they were."""
+    root = logging.getLogger()
+    before = (os.getcwd(), list(sys.argv), list(root.handlers), list(root.filters), root.level)
+    with open(tmp_path / "log", "a") as handle:
+        code = train.run_mace_in_process(["--no_such_flag"], handle, tmp_path)
+    assert code == 2
+    assert (os.getcwd(), list(sys.argv), list(root.handlers), list(root.filters), root.level) == before
+    assert "mace_run_train: error" in (tmp_path / "log").read_text()

@@ -61,3 +61,58 @@ def test_replotting_reruns_no_training(smoke_run, root):
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert "plot_fig06" in out and "finetune" not in out.split("Job stats:")[-1]
+
+
+def test_every_strategy_fine_tunes_on_every_benchmark(smoke_run, config):
+    """Each benchmark has a test-error figure over the whole registry, and every run trained."""
+    covered = {}
+    for name, fig in config["figures"].items():
+        if fig["kind"] != "test_errors":
+            continue
+        table = pd.read_csv(smoke_run / "tables" / f"{name}_errors.csv")
+        covered[fig["benchmark"]] = set(table.strategy)
+        trainable = pd.read_csv(smoke_run / "tables" / f"{name}_trainable.csv")
+        assert (trainable.trainable > 0).all() and (trainable.trainable <= trainable.total_parameters).all(), name
+    assert set(covered) == set(config["benchmarks"])
+    for bench, strategies in covered.items():
+        assert strategies == set(config["strategies"]), bench
+
+
+def test_mini_world_smoke_artifacts(smoke_run, config):
+    """The smoke mini world made every foundation the figures use, under data/, not results/."""
+    data = smoke_run.parent.parent / "data" / "mini" / "smoke"
+    used = {fig["foundation"] for fig in config["figures"].values()}
+    for name in used:
+        assert (data / "foundations" / name / "model.model").stat().st_size > 10_000
+    for bench in config["benchmarks"]:
+        assert (data / "benchmarks" / bench / "summary.json").exists(), bench
+
+
+def _jobs(dry_run_output: str) -> set[str]:
+    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in dry_run_output else ""
+    return {line.split()[0] for line in stats.splitlines()[3:] if line.strip() and line.split()[0] != "total"}
+
+
+def test_fresh_clone_never_regenerates_the_mini_world(root, tmp_path):
+    """A clone of the committed repository (checkout mtimes scrambled on purpose) plans no
+    corpus, benchmark, pretraining or data-card job for all_figures or mini_world."""
+    import os
+    import random
+
+    head = subprocess.run(["git", "ls-files", "data/mini"], cwd=root, capture_output=True, text=True)
+    if "MANIFEST.tsv" not in head.stdout:
+        pytest.skip("no mini world committed in this repository yet")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True, timeout=300)
+    rng = random.Random(0)
+    for path in (clone / "data").rglob("*"):
+        if path.is_file():
+            t = 1.7e9 + rng.uniform(0, 1e6)
+            os.utime(path, (t, t))
+    for target in ("all_figures", "mini_world"):
+        proc = subprocess.run(SNAKEMAKE + ["-n", target], cwd=clone, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        jobs = _jobs(proc.stdout + proc.stderr)
+        generators = {j for j in jobs if j.startswith(("generate_", "pretrain_", "corpus_e0s", "foundation_quality",
+                                                       "data_card"))}
+        assert not generators, (target, generators)

@@ -62,7 +62,13 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
-        raise ConfigError(f"config entry {where}: {err.message}")
+        message = err.message
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = set(err.schema.get("properties", {}))
+            unknown = sorted(k for k in err.instance if k not in known and not k.startswith("x-"))
+            message = (f"unknown key(s) {unknown}; allowed: {sorted(known)}"
+                       + (" (and x-* anchors)" if "^x-" in err.schema.get("patternProperties", {}) else ""))
+        raise ConfigError(f"config entry {where}: {message}")
 
 
 def strategy_names(config: dict, figure: str) -> list[str]:
@@ -109,9 +115,19 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         elif "source" not in found:
             raise ConfigError(f"{where}.source: a downloaded foundation needs a source id")
     for name, rep in config["replay"].items():
-        if config["world"] == "mini" and rep["corpus"] not in scale.get("corpora", {}):
+        if "combine" in rep:
+            unknown = [p for p in rep["combine"] if p not in config["replay"] or p == name
+                       or "combine" in config["replay"][p]]
+            if unknown:
+                raise ConfigError(f"config entry replay.{name}.combine: {unknown} are not other, non-combined "
+                                  f"replay sets (defined: {sorted(config['replay'])})")
+        elif config["world"] == "mini" and rep["corpus"] not in scale.get("corpora", {}):
             raise ConfigError(f"config entry replay.{name}.corpus: {rep['corpus']!r} is not a corpus of scale "
                               f"{config['scale']!r}")
+    testset = config.get("foundation_testset")
+    if testset is not None and testset not in scale.get("corpora", {}):
+        raise ConfigError(f"config entry foundation_testset: {testset!r} is not a corpus of scale "
+                          f"{config['scale']!r} (defined: {sorted(scale.get('corpora', {}))})")
     for name, fig in config["figures"].items():
         check_figure(config, name, fig, strategies)
     if "sources" in config and not (Path(root) / config["sources"]).exists():

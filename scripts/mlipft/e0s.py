@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 
 from .io import read_configs, write_json
 from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, ISOLATED_ATOM
@@ -63,8 +63,13 @@ def foundation_e0s(model) -> dict[int, float]:
 
 def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         isolated_file: str | Path | None = None, device: str = "cpu",
-        default_dtype: str = "float64") -> dict:
-    """Compute every available E0 mode for the elements of ``train_file``."""
+        default_dtype: str = "float64", elements: list[str] | None = None) -> dict:
+    """Compute every available E0 mode for the elements of ``train_file``.
+
+    ``elements`` (symbols) extends the table beyond the training set's own elements (a
+    foundation pretrained for a fixed element set whose small corpus may miss one): the
+    ``average`` E0 of an element absent from the training set is its isolated-atom energy
+    (``isolated_file`` is then required), recorded under ``filled_from_isolated``."""
     import torch
     from mace.data.utils import compute_average_E0s, estimate_e0s_from_foundation
     from mace.tools import torch_tools
@@ -74,18 +79,28 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
     configs = [c for c in _mace_configs(train_file) if c.properties.get("energy") is not None]
     if not configs:
         raise ValueError(f"{train_file}: no configuration with {ENERGY_KEY}")
-    zs = sorted({int(z) for c in configs for z in c.atomic_numbers})
-    z_table = AtomicNumberTable(zs)
+    present = sorted({int(z) for c in configs for z in c.atomic_numbers})
+    extra = sorted({atomic_numbers[s] for s in (elements or [])} - set(present))
+    zs = sorted(set(present) | set(extra))
+    z_table = AtomicNumberTable(present)
     modes: dict[str, dict[int, float] | None] = {
         "average": {int(z): float(e) for z, e in compute_average_E0s(configs, z_table).items()},
         "isolated": None, "foundation": None, "estimated": None,
     }
+    if extra and isolated_file is None:
+        raise ValueError(f"{train_file} lacks {[chemical_symbols[z] for z in extra]}: "
+                         "filling their E0s needs an isolated-atom file")
     if isolated_file is not None:
         iso = isolated_from_file(isolated_file)
         missing = [chemical_symbols[z] for z in zs if z not in iso]
         if missing:
             raise ValueError(f"{isolated_file}: no IsolatedAtom row for {missing}")
         modes["isolated"] = {z: iso[z] for z in zs}
+        for z in extra:
+            modes["average"][z] = iso[z]
+        if extra:
+            log.warning("%s has no %s: their average E0s are the isolated-atom energies", train_file,
+                        [chemical_symbols[z] for z in extra])
     initial = {}
     if foundation_model is not None:
         model = torch.load(str(foundation_model), map_location=device, weights_only=False)
@@ -95,7 +110,7 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
             raise ValueError(f"foundation {foundation_model} has no E0s for {missing}")
         modes["foundation"] = {z: found[z] for z in zs}
         estimated = estimate_e0s_from_foundation(model, found, configs, z_table, device=device)
-        modes["estimated"] = {z: float(estimated[z]) for z in zs}
+        modes["estimated"] = {z: float(estimated.get(z, found[z])) for z in zs}
         initial = initial_errors(model, configs, modes, found, device)
     for mode, values in initial.items():
         if values > MISMATCH_MEV_PER_ATOM:
@@ -105,6 +120,7 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         "train_file": str(train_file),
         "foundation_model": None if foundation_model is None else str(foundation_model),
         "elements": [chemical_symbols[z] for z in zs],
+        "filled_from_isolated": [chemical_symbols[z] for z in extra],
         "modes": {m: (None if v is None else {str(z): e for z, e in v.items()}) for m, v in modes.items()},
         "initial_energy_rmse_mev_per_atom": initial,
     }
@@ -154,10 +170,12 @@ def main(argv=None) -> None:
     parser.add_argument("--isolated", help="extxyz with IsolatedAtom rows at the target level")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--default-dtype", default="float64")
+    parser.add_argument("--elements", nargs="+", help="element symbols to cover even when the training "
+                        "set lacks them (average E0 = isolated-atom energy)")
     parser.add_argument("--output", required=True, help="JSON to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = fit(args.train, args.foundation, args.isolated, args.device, args.default_dtype)
+    result = fit(args.train, args.foundation, args.isolated, args.device, args.default_dtype, args.elements)
     write_json(args.output, result)
     log.info("E0s for %s -> %s: initial errors %s", args.train, args.output,
              result["initial_energy_rmse_mev_per_atom"])

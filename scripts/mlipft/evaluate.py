@@ -2,12 +2,20 @@
 
 Predictions come from mace-torch's batched ``mace_eval_configs`` (``MACE_energy``,
 ``MACE_forces``); this module only compares them with the reference labels.
+
+    python -m mlipft.evaluate run --configs test.xyz --model model.model --predictions pred.xyz \
+        --device auto --run '{...}' --testset test --output errors.csv
+
+resolves the device, predicts with mace's own ``eval_configs.run`` in this interpreter (no
+second Python start, no re-implementation of mace's evaluation) and writes the table;
+``python -m mlipft.evaluate --predictions pred.xyz ...`` only tabulates existing predictions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +60,62 @@ def tidy(values: dict[str, float], run: dict[str, str], testset: str) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--predictions", required=True, help="extxyz written by mace_eval_configs")
+def predict(configs: str | Path, model: str | Path, output: str | Path, device: str = "auto",
+            default_dtype: str = "float64", batch_size: int = 32, head: str | None = None) -> None:
+    """``mace_eval_configs`` (mace's own ``eval_configs.run``) in this interpreter; ``device``
+    may be ``auto``. The predictions file appears only when the evaluation succeeded."""
+    from mace.cli import eval_configs
+
+    from .train import resolve_device
+
+    argv = ["--configs", str(configs), "--model", str(model), "--output", str(output),
+            "--device", resolve_device(device), "--default_dtype", default_dtype, "--batch_size", str(batch_size)]
+    if head is not None:
+        argv += ["--head", head]
+    saved, sys.argv = sys.argv, ["mace_eval_configs", *argv]
+    try:
+        args = eval_configs.parse_args()  # mace's own parser: its defaults for every other option
+    finally:
+        sys.argv = saved
+    with atomic_path(output) as tmp:
+        args.output = str(tmp)
+        eval_configs.run(args)
+
+
+def write_table(predictions: str | Path, run: dict[str, str], testset: str, output: str | Path) -> None:
+    frame = tidy(errors(predictions), run, testset)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _table_arguments(parser: argparse.ArgumentParser, predictions_help: str) -> None:
+    parser.add_argument("--predictions", required=True, help=predictions_help)
     parser.add_argument("--run", required=True, help="JSON of the run's identifiers (columns of the table)")
     parser.add_argument("--testset", required=True)
     parser.add_argument("--output", required=True)
-    args = parser.parse_args(argv)
-    frame = tidy(errors(args.predictions), json.loads(args.run), args.testset)
-    with atomic_path(args.output) as tmp:
-        frame.to_csv(tmp, index=False)
+
+
+def main(argv=None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["run"]:
+        parser = argparse.ArgumentParser(prog="python -m mlipft.evaluate run",
+                                         description="Predict with mace_eval_configs (in process), then tabulate")
+        parser.add_argument("--configs", required=True, help="extxyz with reference labels")
+        parser.add_argument("--model", required=True)
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+        parser.add_argument("--default-dtype", default="float64", choices=["float32", "float64"])
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--head", help="model head to evaluate (mace's default when absent)")
+        _table_arguments(parser, "where to write mace_eval_configs' predictions (extxyz)")
+        args = parser.parse_args(argv[1:])
+        predict(args.configs, args.model, args.predictions, args.device, args.default_dtype, args.batch_size,
+                args.head)
+    else:
+        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        _table_arguments(parser, "extxyz written by mace_eval_configs")
+        args = parser.parse_args(argv)
+    write_table(args.predictions, json.loads(args.run), args.testset, args.output)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from .io import read_configs, write_atomic
+from .io import atomic_path, read_configs, write_atomic
 from .keys import CONFIG_TYPE_KEY, ISOLATED_ATOM
 
 MODES = ("element_matched", "random", "full")
@@ -37,13 +37,24 @@ def select(corpus: list, elements: set[str], mode: str, n: int | None, seed: int
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", nargs="+", required=True, help="corpus files (extxyz), concatenated")
-    parser.add_argument("--target", required=True, help="benchmark training file whose elements are matched")
-    parser.add_argument("--mode", choices=MODES, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", nargs="+", help="corpus files (extxyz), concatenated")
+    source.add_argument("--combine", nargs="+", help="replay sets to unite (duplicates dropped)")
+    parser.add_argument("--target", help="benchmark training file whose elements are matched")
+    parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--n", type=int)
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
+    if args.combine:
+        from .mini.corpus import combine_replay
+
+        with atomic_path(args.output) as tmp:
+            combine_replay(args.combine, tmp)
+        return
+    missing = [f"--{k}" for k in ("target", "mode", "seed") if getattr(args, k) is None]
+    if missing:
+        parser.error(f"--corpus needs {' '.join(missing)}")
     corpus = [a for path in args.corpus for a in read_configs(path)]
     chosen = select(corpus, elements_of(read_configs(args.target)), args.mode, args.n, args.seed)
     write_atomic(args.output, chosen)

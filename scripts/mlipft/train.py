@@ -11,6 +11,14 @@ leaves behind into the workflow's artifacts, each written atomically:
 
 mace's working files live in ``<out>/mace/``, wiped before each attempt so that a stale
 checkpoint is never silently resumed.
+
+The command line (``python -m mlipft.train``, what the workflow's rules run) calls mace's own
+``mace_run_train`` entry point (:func:`mace.cli.run_train.main`) inside its own interpreter
+(:func:`run` with ``in_process=True``): one Python start and one torch/mace import serve the
+training and the artifact collection, so the job costs what a bare ``mace_run_train`` costs plus
+the collection (well under a second). The bare-equivalent command is still written to the log
+(``$ mace_run_train ...``). Called as a library (``run(..., in_process=False)``, the default),
+mace runs in a child process and leaves the caller's torch and logging state alone.
 """
 
 from __future__ import annotations
@@ -24,13 +32,16 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .e0s import e0s_for_mode
 from .io import atomic_path, read_json, write_json
 from .registry import RunSpec, build_args, strategy_from_config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,8 @@ def mace_command(args: list[str]) -> list[str]:
 
 def parse_loss_curves(results_dir: Path) -> pd.DataFrame:
     """Loss curves of every head from mace's ``*_train.txt`` JSON lines."""
+    import pandas as pd  # already loaded by mace when training ran in this process
+
     rows = []
     for path in sorted(Path(results_dir).glob("*_train.txt")):
         for line in path.read_text().splitlines():
@@ -76,7 +89,9 @@ def parse_loss_curves(results_dir: Path) -> pd.DataFrame:
 
 
 def count_trainable(checkpoint: Path, model_path: Path) -> dict:
-    """Parameters the optimiser updated (Adam state present) vs the final model's total."""
+    """Parameters the optimiser updated (Adam state present) vs the final model's total.
+
+    Cheap after an in-process training (torch and mace already imported: two small loads)."""
     import torch
 
     state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
@@ -88,24 +103,108 @@ def count_trainable(checkpoint: Path, model_path: Path) -> dict:
     return {"trainable": trainable, "total": total, "fraction": trainable / total, "heads": heads}
 
 
+def count_configs(path: str) -> int:
+    """Configurations in an extxyz file, from its header lines (no parsing of the frames):
+    mace refuses a batch size larger than the training set, which a small fraction makes."""
+    n = 0
+    with open(path) as handle:
+        for line in handle:
+            n += 1
+            for _ in range(int(line)):
+                next(handle)
+            next(handle, None)
+    return n
+
+
+def corpus_prefix(train_file: str, fraction: float, out: Path) -> Path:
+    """The first ``fraction`` of a corpus file (at least one structure): the corpora's
+    structures are i.i.d. in file order, so a prefix is a random subsample and a smaller
+    foundation corpus (mp0 vs mpa) is nested in the larger one."""
+    from ase.io import read, write
+
+    configs = read(train_file, index=":", format="extxyz")
+    n = max(1, int(round(fraction * len(configs))))
+    write(out, configs[:n], format="extxyz")
+    log.info("pretraining on the first %d of %d structures of %s", n, len(configs), train_file)
+    return out
+
+
 def _absolute(path: str | None) -> str | None:
     """mace runs inside its work directory: every path it gets is made absolute."""
     return None if path is None else str(Path(path).resolve())
 
 
-def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, log_file: str | None = None) -> float:
-    """Train one model. ``spec`` holds the strategy entry and the run context; returns seconds."""
+def run_mace_in_process(args: list[str], log_handle, cwd: Path) -> int:
+    """``mace_run_train <args>`` through mace's own entry point, in this interpreter.
+
+    Output goes to ``log_handle`` (``sys.stdout``/``sys.stderr`` and file descriptors 1 and 2,
+    so C-level output too) and the working directory is ``cwd``, as for the bare command; the
+    root logger's handlers are swapped out meanwhile (mace installs its own) and restored after.
+    Returns the exit status the bare command would have had."""
+    root = logging.getLogger()
+    saved_logging = root.handlers[:], root.filters[:], root.level
+    saved_streams, saved_argv, saved_cwd = (sys.stdout, sys.stderr), sys.argv, os.getcwd()
+    for stream in saved_streams:
+        stream.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    root.handlers, root.filters = [], []
+    os.dup2(log_handle.fileno(), 1)
+    os.dup2(log_handle.fileno(), 2)
+    sys.stdout = sys.stderr = log_handle
+    os.chdir(cwd)
+    sys.argv = ["mace_run_train", *args]
+    try:
+        from mace.cli.run_train import main as mace_main
+
+        mace_main()
+        code = 0
+    except SystemExit as exc:  # argparse errors and explicit exits, as the bare command would
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    except Exception:  # as the bare command: the traceback goes to the log, the status to the caller
+        traceback.print_exc()
+        code = 1
+    finally:
+        log_handle.flush()
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        for fd in saved_fds:
+            os.close(fd)
+        sys.stdout, sys.stderr = saved_streams
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for handler in root.handlers:
+            handler.close()
+        root.handlers, root.filters = saved_logging[0], saved_logging[1]
+        root.setLevel(saved_logging[2])
+    return code
+
+
+def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, log_file: str | None = None,
+        in_process: bool = False, work_dir: str | None = None) -> float:
+    """Train one model. ``spec`` holds the strategy entry and the run context; returns seconds.
+
+    ``in_process``: run mace's entry point in this interpreter (see the module docstring; the
+    caller must have set ``OMP_NUM_THREADS`` before torch was first imported) rather than as a
+    ``mace_run_train`` child process."""
     strategy = strategy_from_config(spec["strategy_name"], spec["strategy"])
     e0s_json = read_json(e0_file) if e0_file else spec["e0s_json"]
     e0s = e0s_for_mode(e0s_json, spec["e0_mode"], where=str(e0_file))
     model_out = Path(out["model"]).resolve()
-    work = model_out.parent / "mace"
+    work = Path(work_dir).resolve() if work_dir else model_out.parent / "mace"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    train_file = _absolute(spec["train_file"])
+    if spec.get("corpus_fraction") is not None:
+        train_file = str(corpus_prefix(train_file, float(spec["corpus_fraction"]), work / "train_prefix.xyz"))
+    batch_size = min(int(spec["batch_size"]), count_configs(train_file))
+    if batch_size < int(spec["batch_size"]):
+        log.warning("batch size %s > %d training configurations: using %d", spec["batch_size"], batch_size, batch_size)
     run_spec = RunSpec(
-        name=spec["name"], seed=int(spec["seed"]), train_file=_absolute(spec["train_file"]),
+        name=spec["name"], seed=int(spec["seed"]), train_file=train_file,
         valid_file=_absolute(spec["valid_file"]), e0s=e0s, out_dir=str(work),
-        max_num_epochs=int(spec["max_num_epochs"]), batch_size=int(spec["batch_size"]),
+        max_num_epochs=int(spec["max_num_epochs"]), batch_size=batch_size,
         device=resolve_device(spec.get("device", "auto")), default_dtype=spec["default_dtype"],
         foundation_model=_absolute(spec.get("foundation_model")), replay_file=_absolute(spec.get("replay_file")),
         num_samples_pt=spec.get("num_samples_pt"), compute_stress=bool(spec.get("compute_stress", False)),
@@ -125,10 +224,13 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
     with open(log_file or os.devnull, "a") as handle:
         handle.write("$ " + shlex.join(cmd) + "\n")
         handle.flush()
-        proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=work)
+        if in_process:
+            returncode = run_mace_in_process(cmd[1:], handle, work)
+        else:
+            returncode = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=work).returncode
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"mace_run_train failed (exit {proc.returncode}) for {spec['name']}; see {log_file}")
+    if returncode != 0:
+        raise RuntimeError(f"mace_run_train failed (exit {returncode}) for {spec['name']}; see {log_file}")
     collect(work, spec["name"], out)
     return seconds
 
@@ -165,7 +267,10 @@ def main(argv=None) -> None:
     parser.add_argument("--trainable")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log")
+    parser.add_argument("--work-dir", help="mace's working directory (default: <model dir>/mace)")
     args = parser.parse_args(argv)
+    # mace runs in this interpreter: the thread count must be in the environment before torch loads
+    os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = json.loads(Path(args.spec[1:]).read_text() if args.spec.startswith("@") else args.spec)
     out = {"model": args.model}
@@ -173,7 +278,7 @@ def main(argv=None) -> None:
         out["loss_curves"] = args.loss_curves
     if args.trainable:
         out["trainable"] = args.trainable
-    seconds = run(spec, args.e0s, out, args.threads, args.log)
+    seconds = run(spec, args.e0s, out, args.threads, args.log, in_process=True, work_dir=args.work_dir)
     log.info("trained %s in %.1f s", spec["name"], seconds)
 
 

@@ -122,6 +122,9 @@ _F_CENTRING = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 _TO_PRIMITIVE = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 _TO_CONVENTIONAL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
 
+#: extxyz files the generator writes (``<name>.xyz``); summary.json besides.
+FILES = ("train", "valid", "test", "isolated_atoms", "heldout_other_argyrodites", "heldout_non_argyrodites")
+
 #: Parameters (mini / smoke). Counts are configurations; failed labels are replaced by extra
 #: candidates (up to ``max_attempt_factor`` times the number asked for).
 #: ``n_train``/``n_valid``/``n_test``: main LPSC splits; ``n_heldout``: configurations in each
