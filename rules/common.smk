@@ -139,7 +139,7 @@ if config["world"] == "mini":
 
     MINI_LEVELS = {"corpus": "GFN1-xTB (tblite)"}
     MINI_LEVELS.update({
-        b: importlib.import_module(f"mlipft.mini.{spec['generator']}").CARD["level"]
+        b: importlib.import_module(f"mlipft.mini.{spec['generator']}").CARD["level"].split(" (")[0]
         for b, spec in config["benchmarks"].items()
     })
 
