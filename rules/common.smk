@@ -81,6 +81,7 @@ def pretrain_spec(wildcards, input):
         "strategy_name": f"pretrain_{wildcards.foundation}", "strategy": entry,
         "e0_mode": "average", "name": wildcards.foundation, "seed": config["seed"],
         "train_file": input.train, "valid_file": input.valid, "corpus_fraction": found.get("corpus_fraction"),
+        "corpus_filter": config.get("corpus_filter"),
         "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],
         "common": config["training"]["common"],
@@ -188,8 +189,11 @@ def quality_datasets(w):
 def quality_args(w, input):
     levels = {b: MINI_LEVELS[b] for b in config["benchmarks"]}
     levels["test"] = MINI_LEVELS["corpus"]
-    return " ".join(f"--dataset {k}={v} --level-of {shlex.quote(k + '=' + levels[k])}"
+    args = " ".join(f"--dataset {k}={v} --level-of {shlex.quote(k + '=' + levels[k])}"
                     for k, v in input.items() if k != "model")
+    if config.get("corpus_filter"):
+        args += f" --filter test={config['corpus_filter']}"
+    return args
 
 
 def mini_world_files():

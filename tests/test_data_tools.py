@@ -61,3 +61,55 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("new\n")
     assert target.read_text() == "new\n" and oct(target.stat().st_mode)[-3:] == "644"
+
+
+def test_learnable_keeps_neutral_closed_shell_and_periodic():
+    from mlipft.mini.corpus import learnable
+
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    assert learnable(water)
+    hydroxide = water[:2]
+    hydroxide.info["charge"] = -1
+    assert not learnable(hydroxide)  # OH-: 10 electrons, closed shell, but charged
+    radical = Atoms("CH", positions=[[0, 0, 0], [1.1, 0, 0]])  # 7 electrons
+    assert not learnable(radical)
+    oxygen = Atoms("O2", positions=[[0, 0, 0], [1.2, 0, 0]])
+    oxygen.info["multiplicity"] = 3
+    assert not learnable(oxygen)
+    metal = Atoms("Na", cell=[4, 4, 4], pbc=True)  # odd electrons, periodic: smeared, kept
+    assert learnable(metal)
+
+
+def test_corpus_prefix_filters_then_takes_the_prefix(tmp_path):
+    from ase.io import read, write
+
+    from mlipft.train import corpus_prefix, count_configs
+
+    configs = []
+    for i in range(8):
+        a = Atoms("CH", positions=[[0, 0, 0], [1.1 + 0.01 * i, 0, 0]]) if i % 2 else \
+            Atoms("H2", positions=[[0, 0, 0], [0.74 + 0.01 * i, 0, 0]])
+        a.info["REF_energy"] = float(i)
+        configs.append(a)
+    src = tmp_path / "corpus.xyz"
+    write(src, configs, format="extxyz")
+    assert count_configs(str(src)) == 8
+    out = corpus_prefix(str(src), 0.5, tmp_path / "out.xyz", "learnable")
+    kept = read(out, ":")
+    assert [a.info["REF_energy"] for a in kept] == [0.0, 2.0]  # H2 only, first half of the 4
+    assert len(read(corpus_prefix(str(src), 0.5, tmp_path / "all.xyz"), ":")) == 4
+    with pytest.raises(ValueError, match="unknown corpus filter 'neutral'"):
+        corpus_prefix(str(src), 1.0, tmp_path / "x.xyz", "neutral")
+
+
+def test_replay_combine_cli_drops_duplicates(tmp_path):
+    from ase.io import read, write
+
+    a = [Atoms("H2", positions=[[0, 0, 0], [0.74 + 0.01 * i, 0, 0]]) for i in range(3)]
+    write(tmp_path / "one.xyz", a[:2], format="extxyz")
+    write(tmp_path / "two.xyz", a[1:], format="extxyz")
+    replay.main(["--combine", str(tmp_path / "one.xyz"), str(tmp_path / "two.xyz"), "--output",
+                 str(tmp_path / "both.xyz")])
+    assert len(read(tmp_path / "both.xyz", ":")) == 3
+    with pytest.raises(SystemExit):
+        replay.main(["--corpus", str(tmp_path / "one.xyz"), "--output", str(tmp_path / "x.xyz")])

@@ -51,3 +51,20 @@ def test_all_modes_with_a_foundation(tiny_data, tiny_foundation):
     initial = result["initial_energy_rmse_mev_per_atom"]
     # the model-aware estimate is the least-squares optimum of exactly this error
     assert initial["estimated"] <= min(initial["foundation"], initial["isolated"]) + 1e-6
+
+
+def test_elements_absent_from_the_training_set_get_isolated_energies(tiny_data, tmp_path):
+    from mlipft import xtb
+    from mlipft.e0s import fit
+    from mlipft.io import write_atomic
+
+    iso_path = tmp_path / "iso.xyz"
+    iso = xtb.isolated_atoms(["H", "C", "Cl", "Br", "Na"], "foundation")
+    write_atomic(iso_path, iso)
+    out = fit(tiny_data["corpus_train"], isolated_file=iso_path, elements=["Na", "H"])
+    assert out["filled_from_isolated"] == ["Na"]
+    na = next(a for a in iso if a.get_chemical_symbols() == ["Na"])
+    assert out["modes"]["average"]["11"] == pytest.approx(na.info["REF_energy"])
+    assert out["modes"]["average"]["6"] != out["modes"]["isolated"]["6"]  # fitted, not copied
+    with pytest.raises(ValueError, match="lacks \\['Na'\\]: filling their E0s needs an isolated-atom file"):
+        fit(tiny_data["corpus_train"], elements=["Na"])

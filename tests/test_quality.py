@@ -148,3 +148,15 @@ def test_cli_evaluate_and_table(tmp_path, tiny_data, tiny_foundation):
         quality.main(["evaluate", "--model", tiny_foundation, "--name", "x", "--dataset", f"t={tiny_data['test']}",
                       "--level-of", "other=GFN2", "--output", str(tmp_path / "x.csv")])
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_learnable_filter_applies_per_dataset(tiny_data, tiny_foundation):
+    """The tiny data are anions: the learnable filter (neutral, closed shell) drops them all."""
+    from mlipft.quality import evaluate
+
+    frame = evaluate(tiny_foundation, {"a": tiny_data["test"]}, filters={})
+    assert frame.n_configs.tolist() == [3]
+    with pytest.raises(ValueError, match="learnable filter leaves no configuration of dataset a"):
+        evaluate(tiny_foundation, {"a": tiny_data["test"]}, filters={"a": "learnable"})
+    with pytest.raises(ValueError, match="unknown filter 'neutral' for dataset a"):
+        evaluate(tiny_foundation, {"a": tiny_data["test"]}, filters={"a": "neutral"})

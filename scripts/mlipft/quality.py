@@ -160,13 +160,24 @@ def errors(atoms_list, energies: np.ndarray, forces: list[np.ndarray]) -> dict:
 
 
 def evaluate(model_path: str | Path, datasets: dict[str, str | Path], device: str = "cpu",
-             default_dtype: str = "float64", batch_size: int = 32) -> pd.DataFrame:
-    """One row per dataset (columns :data:`COLUMNS`) of the model's zero-shot errors."""
+             default_dtype: str = "float64", batch_size: int = 32,
+             filters: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per dataset (columns :data:`COLUMNS`) of the model's zero-shot errors.
+    ``filters`` maps a dataset to a corpus filter (``learnable``: only the structures
+    :func:`mlipft.mini.corpus.learnable` keeps, as the foundations were trained on)."""
     device = resolve_device(device)
     model = load_model(model_path, device, default_dtype)
     loaded = {}
     for name, path in datasets.items():  # every file is checked before the first evaluation
         loaded[name] = labelled_configs(path)
+        if (filters or {}).get(name) == "learnable":
+            from .mini.corpus import learnable
+
+            loaded[name] = [a for a in loaded[name] if learnable(a)]
+            if not loaded[name]:
+                raise ValueError(f"{path}: the learnable filter leaves no configuration of dataset {name}")
+        elif (filters or {}).get(name) is not None:
+            raise ValueError(f"unknown filter {filters[name]!r} for dataset {name} (known: learnable)")
         check_elements(model, loaded[name], path)
     rows = []
     for name, atoms_list in loaded.items():
@@ -211,6 +222,8 @@ def main(argv=None) -> None:
                     help="labelled extxyz; repeat for several")
     ev.add_argument("--level-of", action="append", metavar="NAME=LEVEL",
                     help="level of theory of a dataset (the 'level' column); repeat")
+    ev.add_argument("--filter", action="append", metavar="NAME=FILTER",
+                    help="evaluate only the structures of dataset NAME that FILTER keeps (learnable)")
     ev.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
     ev.add_argument("--default-dtype", default="float64")
     ev.add_argument("--batch-size", type=int, default=32)
@@ -230,7 +243,8 @@ def main(argv=None) -> None:
         unknown = sorted(set(levels) - set(datasets))
         if unknown:
             raise SystemExit(f"--level-of names datasets that were not given: {unknown}")
-        frame = evaluate(args.model, datasets, args.device, args.default_dtype, args.batch_size)
+        filters = _pairs(args.filter, "--filter")
+        frame = evaluate(args.model, datasets, args.device, args.default_dtype, args.batch_size, filters)
         frame.insert(0, "foundation", args.name)
         frame.insert(2, "level", [levels.get(d, "") for d in frame["dataset"]])
     else:

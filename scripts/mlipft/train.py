@@ -116,16 +116,25 @@ def count_configs(path: str) -> int:
     return n
 
 
-def corpus_prefix(train_file: str, fraction: float, out: Path) -> Path:
-    """The first ``fraction`` of a corpus file (at least one structure): the corpora's
-    structures are i.i.d. in file order, so a prefix is a random subsample and a smaller
-    foundation corpus (mp0 vs mpa) is nested in the larger one."""
+def corpus_prefix(train_file: str, fraction: float, out: Path, corpus_filter: str | None = None) -> Path:
+    """The first ``fraction`` of a corpus file (at least one structure), after dropping the
+    structures ``corpus_filter`` rejects (``learnable``: :func:`mlipft.mini.corpus.learnable`).
+    The corpora's structures are i.i.d. in file order, so a prefix is a random subsample and a
+    smaller foundation corpus (mp0 vs mpa) is nested in the larger one."""
     from ase.io import read, write
 
     configs = read(train_file, index=":", format="extxyz")
+    if corpus_filter == "learnable":
+        from .mini.corpus import learnable
+
+        kept = [a for a in configs if learnable(a)]
+        log.info("corpus filter learnable: %d of %d structures of %s", len(kept), len(configs), train_file)
+        configs = kept
+    elif corpus_filter is not None:
+        raise ValueError(f"unknown corpus filter {corpus_filter!r} (known: learnable)")
     n = max(1, int(round(fraction * len(configs))))
     write(out, configs[:n], format="extxyz")
-    log.info("pretraining on the first %d of %d structures of %s", n, len(configs), train_file)
+    log.info("training on the first %d of %d structures of %s", n, len(configs), train_file)
     return out
 
 
@@ -196,14 +205,18 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     train_file = _absolute(spec["train_file"])
-    if spec.get("corpus_fraction") is not None:
-        train_file = str(corpus_prefix(train_file, float(spec["corpus_fraction"]), work / "train_prefix.xyz"))
+    valid_file = _absolute(spec["valid_file"])
+    if spec.get("corpus_fraction") is not None or spec.get("corpus_filter"):
+        train_file = str(corpus_prefix(train_file, float(spec.get("corpus_fraction") or 1.0),
+                                       work / "train_corpus.xyz", spec.get("corpus_filter")))
+    if spec.get("corpus_filter"):
+        valid_file = str(corpus_prefix(valid_file, 1.0, work / "valid_corpus.xyz", spec["corpus_filter"]))
     batch_size = min(int(spec["batch_size"]), count_configs(train_file))
     if batch_size < int(spec["batch_size"]):
         log.warning("batch size %s > %d training configurations: using %d", spec["batch_size"], batch_size, batch_size)
     run_spec = RunSpec(
         name=spec["name"], seed=int(spec["seed"]), train_file=train_file,
-        valid_file=_absolute(spec["valid_file"]), e0s=e0s, out_dir=str(work),
+        valid_file=valid_file, e0s=e0s, out_dir=str(work),
         max_num_epochs=int(spec["max_num_epochs"]), batch_size=batch_size,
         device=resolve_device(spec.get("device", "auto")), default_dtype=spec["default_dtype"],
         foundation_model=_absolute(spec.get("foundation_model")), replay_file=_absolute(spec.get("replay_file")),

@@ -1077,6 +1077,20 @@ def _count(items: Iterable) -> dict:
 
 # --------------------------------------------------------------------------- replay sets
 
+def learnable(atoms: Atoms) -> bool:
+    """Whether a corpus label is a function of the geometry alone, i.e. learnable by MACE, which
+    sees neither total charge nor spin: neutral and closed-shell (even electron count, no
+    multiplicity above 1). Periodic cells are always neutral here; tblite smears their
+    occupations, so they count as learnable. Ions and radicals are kept in the corpus files (the
+    record of what was generated) and dropped where a foundation is trained or scored
+    (``corpus_filter: learnable`` in the config)."""
+    if atoms.pbc.any():
+        return True
+    charge = int(atoms.info.get("charge", 0))
+    electrons = int(atoms.numbers.sum()) - charge
+    return charge == 0 and electrons % 2 == 0 and int(atoms.info.get("multiplicity", 1)) == 1
+
+
 REPLAY_MODES = ("element_matched", "random")
 
 
