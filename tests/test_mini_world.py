@@ -1,0 +1,43 @@
+"""The committed mini world (data/mini/mini): foundation quality and size budget."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mlipft.config import load
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+@pytest.fixture(scope="module")
+def mini(root):
+    data = root / "data" / "mini" / "mini"
+    if not (data / "MANIFEST.tsv").exists():
+        pytest.skip("no committed mini world")
+    return data
+
+def test_foundation_force_errors_fall_by_generation(mini, root):
+    """On the common held-out test set, force RMSE falls mp0 > mpa > omat_small > omat_medium
+    (the paper's MP-0 < MPA-0 < OMat-0 small < medium quality order)."""
+    config = load(root / "config" / "config.yaml")
+    quality = pd.read_csv(mini / "foundation_quality.csv")
+    test = quality[quality.dataset == config["foundation_testset"]].set_index("foundation")
+    order = ["mp0", "mpa", "omat_small", "omat_medium"]
+    assert list(config["foundations"]) == order
+    forces = test.loc[order, "force_rmse_mev_per_A"].tolist()
+    assert forces == sorted(forces, reverse=True) and len(set(forces)) == 4, forces
+    # mp0 (a quarter of the MPtrj-like corpus) is clearly the worst in energy too
+    energies = test.loc[order, "energy_rmse_mev_per_atom"]
+    assert energies["mp0"] == energies.max()
+
+def test_every_foundation_scored_on_every_benchmark(mini, root):
+    config = load(root / "config" / "config.yaml")
+    quality = pd.read_csv(mini / "foundation_quality.csv")
+    expected = {(f, d) for f in config["foundations"] for d in [config["foundation_testset"], *config["benchmarks"]]}
+    assert set(zip(quality.foundation, quality.dataset)) == expected
+    assert quality.force_rmse_mev_per_A.notna().all() and (quality.n_configs > 0).all()
+
+def test_committed_artifacts_within_budget(mini):
+    manifest = pd.read_csv(mini / "MANIFEST.tsv", sep="\t")
+    assert manifest.bytes.sum() < 30e6
+    assert set(manifest.level) >= {"GFN1-xTB (tblite)", "GFN2-xTB"}
