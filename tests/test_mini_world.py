@@ -7,7 +7,6 @@ import pytest
 
 from mlipft.config import load
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def mini(root):
