@@ -124,3 +124,22 @@ def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_
     assert (tmp_path / "pred.xyz").read_text() == (tmp_path / "ref.xyz").read_text()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "errors.csv"), pd.read_csv(tmp_path / "ref.csv"))
     assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_neb_window_follows_the_reference_not_a_blown_up_model(tmp_path):
+    import pandas as pd
+
+    from mlipft.plots import neb_window, plot_neb_profiles
+
+    rows = []
+    for i, (ref, model) in enumerate([(0.0, 0.0), (0.4, 3000.0), (0.1, -2.0)]):
+        for source, e in (("reference", ref), ("model", model)):
+            rows.append({"strategy": "naive", "reaction": "Cl_Cl", "source": source, "image": i,
+                         "reaction_coordinate": i / 2, "energy_ev": e})
+    profiles = pd.DataFrame(rows)
+    lo, hi = neb_window(profiles)
+    assert lo == pytest.approx(-0.6) and hi == pytest.approx(1.2)
+    barriers = pd.DataFrame([{"strategy": "naive", "reaction": "Cl_Cl", "error_ev": 2999.6}])
+    out = [str(tmp_path / "f.png")]
+    plot_neb_profiles(profiles, barriers, {"naive": "Naive"}, out, "t", "ref")
+    assert (tmp_path / "f.png").stat().st_size > 5000

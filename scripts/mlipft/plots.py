@@ -33,6 +33,16 @@ def reaction_label(reaction: str) -> str:
     return f"{x}$^-$ + CH$_3${y}"
 
 
+def neb_window(profiles: pd.DataFrame) -> tuple[float, float]:
+    """Energy window of the NEB panels, set by the *reference* profiles (span = highest
+    reference energy above the lowest of reactant, product and 0): a model that blows up in the
+    transition-state region must not squash every other curve flat; it is clipped and marked."""
+    ref = profiles[profiles.source == "reference"].energy_ev
+    lo, hi = min(float(ref.min()), 0.0), max(float(ref.max()), 0.05)
+    span = hi - lo
+    return lo - 1.5 * span, hi + 2.0 * span
+
+
 def plot_neb_profiles(profiles: pd.DataFrame, barriers: pd.DataFrame, labels: dict[str, str],
                       outputs: list[str], title: str, reference_label: str) -> None:
     """One panel per strategy: model NEB profiles (solid) against the reference (dashed)."""
@@ -44,17 +54,32 @@ def plot_neb_profiles(profiles: pd.DataFrame, barriers: pd.DataFrame, labels: di
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows + 0.6),
                                  sharex=True, sharey=True, squeeze=False)
+        y_lo, y_hi = neb_window(profiles)
         for ax, strategy in zip(axes.flat, strategies):
             sub = profiles[profiles.strategy == strategy]
+            off_scale = []
             for reaction in reactions:
                 for source, style in (("reference", dict(ls="--", lw=1.2)), ("model", dict(ls="-", lw=1.5, marker="o", ms=2.5))):
                     line = (sub[(sub.reaction == reaction) & (sub.source == source)]
                             .groupby("image")[["reaction_coordinate", "energy_ev"]].mean())
-                    ax.plot(line.reaction_coordinate, line.energy_ev, color=colours[reaction], **style)
-            err = barriers[barriers.strategy == strategy]["error_ev"].abs().mean() * 1000
+                    energy = line.energy_ev.to_numpy()
+                    ax.plot(line.reaction_coordinate, np.clip(energy, y_lo, y_hi), color=colours[reaction], **style)
+                    out = (energy > y_hi) | (energy < y_lo)
+                    if out.any():  # a model blowing up in the TS region: mark it at the edge, say how far
+                        for beyond, edge, marker in ((energy > y_hi, y_hi, "^"), (energy < y_lo, y_lo, "v")):
+                            if beyond.any():
+                                ax.plot(line.reaction_coordinate[beyond], np.full(beyond.sum(), edge), ls="none",
+                                        marker=marker, ms=6, color=colours[reaction], clip_on=False)
+                        off_scale.append(energy[out][np.argmax(np.abs(energy[out]))])
+            err = barriers[barriers.strategy == strategy]["error_ev"].abs().mean()
+            text = f"barrier MAE {err * 1000:.0f} meV" if err < 10 else f"barrier MAE {err:.3g} eV"
+            if off_scale:
+                worst = max(off_scale, key=abs)
+                text += f"\n▲▼ off scale (as far as {worst:.3g} eV)"
             ax.set_title(labels[strategy])
-            ax.text(0.03, 0.95, f"barrier MAE {err:.0f} meV", transform=ax.transAxes, va="top", fontsize=7.5)
+            ax.text(0.03, 0.95, text, transform=ax.transAxes, va="top", fontsize=7.5)
             ax.axhline(0, color="0.8", lw=0.6, zorder=0)
+            ax.set_ylim(y_lo, y_hi)
         for ax in axes.flat[len(strategies):]:
             ax.axis("off")
         for ax in axes[-1]:
