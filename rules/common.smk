@@ -189,7 +189,7 @@ def quality_datasets(w):
 def quality_args(w, input):
     levels = {b: MINI_LEVELS[b] for b in config["benchmarks"]}
     levels["test"] = MINI_LEVELS["corpus"]
-    args = " ".join(f"--dataset {k}={v} --level-of {shlex.quote(k + '=' + levels[k])}"
+    args = " ".join(f"--dataset {k}={v} --level-of {shlex.quote(f'{k}={levels[k]}')}"
                     for k, v in input.items() if k != "model")
     if config.get("corpus_filter"):
         args += f" --filter test={config['corpus_filter']}"

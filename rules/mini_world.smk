@@ -201,11 +201,11 @@ rule data_card:
         card=f"{DATA}/README.md",
         manifest=f"{DATA}/MANIFEST.tsv",
     params:
-        root=DATA,
+        root=lambda w, output: str(Path(output.manifest).parent),
         entries=manifest_entries,
         foundations=json.dumps(config["foundations"]),
         benchmarks=json.dumps(config["benchmarks"]),
-        quality=f"{DATA}/foundation_quality.csv",
+        quality=lambda w, input: next(f for f in input.files if f.endswith("foundation_quality.csv")),
     log:
         f"{RES}/logs/data_card.log",
     benchmark:
