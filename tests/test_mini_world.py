@@ -40,3 +40,29 @@ def test_committed_artifacts_within_budget(mini):
     manifest = pd.read_csv(mini / "MANIFEST.tsv", sep="\t")
     assert manifest.bytes.sum() < 30e6
     assert set(manifest.level) >= {"GFN1-xTB (tblite)", "GFN2-xTB"}
+
+
+@pytest.mark.slow
+def test_regenerating_sn2_reproduces_the_committed_labels(mini, root, tmp_path):
+    """Same seed, same parameters: the SN2 benchmark's labels come back (to 1e-6 eV; bytes may
+    differ in the last digit on another CPU's BLAS)."""
+    import json
+
+    import numpy as np
+    from ase.io import read
+
+    from mlipft.mini import sn2
+
+    config = load(root / "config" / "config.yaml")
+    summary = json.loads((mini / "benchmarks" / "sn2" / "summary.json").read_text())
+    params = config["scales"]["mini"]["benchmarks"]["sn2"]
+    assert summary["params"] == params and summary["seed"] == config["seed"]
+    sn2.generate(params, config["seed"], tmp_path)
+    for name in ("train", "test", "reference_neb"):
+        new = read(tmp_path / f"{name}.xyz", ":")
+        old = read(mini / "benchmarks" / "sn2" / f"{name}.xyz", ":")
+        assert len(new) == len(old), name
+        np.testing.assert_allclose([a.info["REF_energy"] for a in new], [a.info["REF_energy"] for a in old],
+                                   atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(np.concatenate([a.positions for a in new]),
+                                   np.concatenate([a.positions for a in old]), atol=1e-6, err_msg=name)
