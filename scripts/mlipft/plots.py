@@ -113,7 +113,12 @@ def plot_test_errors(errors: pd.DataFrame, trainable: pd.DataFrame, labels: dict
             ax.set_xticks(range(len(order)), ticks, rotation=45, ha="right")
             ax.set_xlabel("")
             ax.set_ylabel(ylabel)
-            ax.set_yscale("log")
+            values = data.value[data.value > 0]
+            if len(values) and values.max() / values.min() > 30:  # decades apart: log, bars from the floor
+                ax.set_yscale("log")
+                ax.set_ylabel(ylabel + ", log scale")
+            else:  # linear from zero, so bar lengths compare as ratios
+                ax.set_ylim(0, 1.12 * values.max())
             for i, s in enumerate(order):
                 v = data[data.strategy == s]["value"].mean()
                 ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
