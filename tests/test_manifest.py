@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.io import read
 
 from mlipft import manifest
-from mlipft.io import write_atomic, write_json
+from mlipft.io import write_atomic, write_json, xyz_frame_sizes
 from mlipft.keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +63,8 @@ def _ase_sizes(path: Path) -> list[int]:
 def test_frame_counts_equal_ase(tree):
     root, _ = tree
     for path in root.rglob("*.xyz"):
-        assert manifest.xyz_frame_sizes(path) == _ase_sizes(path), path
-    assert len(manifest.xyz_frame_sizes(root / "benchmarks/b/test.xyz")) == 11
+        assert xyz_frame_sizes(path) == _ase_sizes(path), path
+    assert len(xyz_frame_sizes(root / "benchmarks/b/test.xyz")) == 11
 
 
 def test_frame_counts_of_committed_files():
@@ -72,7 +72,7 @@ def test_frame_counts_of_committed_files():
     if not files:
         pytest.skip("no committed mini-world xyz file yet")
     for path in files:
-        assert manifest.xyz_frame_sizes(path) == _ase_sizes(path), path
+        assert xyz_frame_sizes(path) == _ase_sizes(path), path
 
 
 def test_truncated_xyz_is_an_error(tmp_path):
@@ -80,7 +80,7 @@ def test_truncated_xyz_is_an_error(tmp_path):
     lines = (tmp_path / "a.xyz").read_text().splitlines(keepends=True)
     (tmp_path / "a.xyz").write_text("".join(lines[:-1]))
     with pytest.raises(ValueError, match=r"a\.xyz: frame 2 is truncated"):
-        manifest.xyz_frame_sizes(tmp_path / "a.xyz")
+        xyz_frame_sizes(tmp_path / "a.xyz")
 
 
 def test_build_columns_counts_and_roundtrip(tree):

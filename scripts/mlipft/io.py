@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -58,3 +59,22 @@ def write_json(path: str | Path, obj) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def xyz_frame_sizes(path: str | Path) -> list[int]:
+    """Atoms per frame of an (ext)xyz file, from the count lines only (the atom lines are skipped)."""
+    sizes = []
+    with open(path) as handle:
+        for line in handle:
+            if not line.strip():  # trailing blank lines
+                continue
+            try:
+                n = int(line.split()[0])
+            except ValueError:
+                raise ValueError(f"{path}: frame {len(sizes)} does not start with an atom count: "
+                                 f"{line[:60]!r}") from None
+            skipped = sum(1 for _ in itertools.islice(handle, n + 1))
+            if skipped != n + 1:
+                raise ValueError(f"{path}: frame {len(sizes)} is truncated ({skipped} of {n + 1} lines)")
+            sizes.append(n)
+    return sizes

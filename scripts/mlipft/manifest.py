@@ -29,14 +29,13 @@ import csv
 import fnmatch
 import glob
 import hashlib
-import itertools
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from .io import atomic_path
+from .io import atomic_path, xyz_frame_sizes
 
 COLUMNS = ["file", "sha256", "bytes", "count", "level", "command"]
 ALWAYS_IGNORED = ("MANIFEST.tsv", "README.md")
@@ -48,25 +47,6 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def xyz_frame_sizes(path: str | Path) -> list[int]:
-    """Atoms per frame of an (ext)xyz file, from the count lines only (the atom lines are skipped)."""
-    sizes = []
-    with open(path) as handle:
-        for line in handle:
-            if not line.strip():  # trailing blank lines
-                continue
-            try:
-                n = int(line.split()[0])
-            except ValueError:
-                raise ValueError(f"{path}: frame {len(sizes)} does not start with an atom count: "
-                                 f"{line[:60]!r}") from None
-            skipped = sum(1 for _ in itertools.islice(handle, n + 1))
-            if skipped != n + 1:
-                raise ValueError(f"{path}: frame {len(sizes)} is truncated ({skipped} of {n + 1} lines)")
-            sizes.append(n)
-    return sizes
 
 
 def count(path: str | Path) -> int | None:

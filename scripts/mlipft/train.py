@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .e0s import e0s_for_mode
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, read_json, write_json, xyz_frame_sizes
 from .registry import RunSpec, build_args, strategy_from_config
 
 if TYPE_CHECKING:
@@ -101,19 +101,6 @@ def count_trainable(checkpoint: Path, model_path: Path) -> dict:
     total = int(sum(p.numel() for p in model.parameters()))
     heads = list(getattr(model, "heads", ["Default"]))
     return {"trainable": trainable, "total": total, "fraction": trainable / total, "heads": heads}
-
-
-def count_configs(path: str) -> int:
-    """Configurations in an extxyz file, from its header lines (no parsing of the frames):
-    mace refuses a batch size larger than the training set, which a small fraction makes."""
-    n = 0
-    with open(path) as handle:
-        for line in handle:
-            n += 1
-            for _ in range(int(line)):
-                next(handle)
-            next(handle, None)
-    return n
 
 
 def corpus_prefix(train_file: str, fraction: float, out: Path, corpus_filter: str | None = None) -> Path:
@@ -211,7 +198,8 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
                                        work / "train_corpus.xyz", spec.get("corpus_filter")))
     if spec.get("corpus_filter"):
         valid_file = str(corpus_prefix(valid_file, 1.0, work / "valid_corpus.xyz", spec["corpus_filter"]))
-    batch_size = min(int(spec["batch_size"]), count_configs(train_file))
+    # mace refuses a batch size larger than the training set, which a small fraction makes
+    batch_size = min(int(spec["batch_size"]), len(xyz_frame_sizes(train_file)))
     if batch_size < int(spec["batch_size"]):
         log.warning("batch size %s > %d training configurations: using %d", spec["batch_size"], batch_size, batch_size)
     run_spec = RunSpec(
