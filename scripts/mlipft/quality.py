@@ -58,14 +58,6 @@ COLUMNS = [
 TABLE_KEYS = ["foundation", "dataset"]
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_model(model_path: str | Path, device: str = "cpu", default_dtype: str = "float64"):
     """A MACE model on ``device`` in ``default_dtype``, with gradients of parameters off."""
     import torch
@@ -165,6 +157,8 @@ def evaluate(model_path: str | Path, datasets: dict[str, str | Path], device: st
     """One row per dataset (columns :data:`COLUMNS`) of the model's zero-shot errors.
     ``filters`` maps a dataset to a corpus filter (``learnable``: only the structures
     :func:`mlipft.mini.corpus.learnable` keeps, as the foundations were trained on)."""
+    from .train import resolve_device  # the one place that turns `device: auto` into a device
+
     device = resolve_device(device)
     model = load_model(model_path, device, default_dtype)
     loaded = {}
