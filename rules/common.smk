@@ -64,6 +64,11 @@ def runs_of(figure):
     return cfg.runs_for_figure(config, figure)
 
 
+def trainset_file(run):
+    """The training subset a run of a figure is trained on (the subsample_trainset output)."""
+    return f"{RES}/trainsets/{run.benchmark}/{run.trainset}/f{run.fraction}/seed{run.seed}.xyz"
+
+
 def figure_outputs(figure):
     return [f"{RES}/figures/{figure}.png", f"{RES}/figures/{figure}.pdf"]
 
@@ -84,7 +89,7 @@ def pretrain_spec(wildcards, input):
         "corpus_filter": config.get("corpus_filter"),
         "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],
-        "common": config["training"]["common"],
+        "common": {**config["training"]["common"], **config["training"].get("pretrain", {})},
     })
 
 

@@ -6,7 +6,7 @@ REFERENCE_LABEL = {"mini": "GFN2-xTB reference", "paper": "reference"}[config["w
 
 for _fig, _spec in config["figures"].items():
     _runs = runs_of(_fig)
-    if _spec["kind"] == "test_errors":
+    if _spec["kind"] in ("test_errors", "learning_curve"):
         _tables = {
             "table": f"{RES}/tables/{_fig}_errors.csv",
             "extra": f"{RES}/tables/{_fig}_trainable.csv",
@@ -15,6 +15,8 @@ for _fig, _spec in config["figures"].items():
             "results": [f"{RES}/{r.path}/errors_test.csv" for r in _runs],
             "trainable": [f"{RES}/{r.path}/trainable.json" for r in _runs],
         }
+        if _spec["kind"] == "learning_curve":
+            _inputs["trainsets"] = sorted({trainset_file(r) for r in _runs})
     else:
         _tables = {
             "table": f"{RES}/tables/{_fig}_neb_profiles.csv",

@@ -316,6 +316,8 @@ def test_spice_one_conformer_per_molecule(spice_dirs):
     for configs in (train, valid, test):
         _check_labelled(configs, periodic=False)
         assert all(a.info[CONFIG_TYPE_KEY] == "spice" for a in configs)
+    train_all = _read(out / "train_all.xyz")  # smoke: one training conformer, so train_all == train
+    assert [a.info["conformer"] for a in train_all] == [a.info["conformer"] for a in train]
     seen = collections.defaultdict(list)
     for a in train + valid + test:
         seen[a.info["molecule"]].append(int(a.info["conformer"]))
@@ -324,6 +326,19 @@ def test_spice_one_conformer_per_molecule(spice_dirs):
     assert summaries[0]["valid.xyz"] >= len(molecules) and summaries[0]["test.xyz"] >= len(molecules)
     iso = {a.get_chemical_symbols()[0] for a in _read(out / "isolated_atoms.xyz")}
     assert iso == {s for a in train + valid + test for s in a.get_chemical_symbols()}
+
+
+def test_spice_train_all_nests_train_and_is_disjoint_from_valid_test(tmp_path):
+    params = {**spice.SIZES["smoke"], "molecules": ["ethanol", "fluoromethane"], "n_conformers": 5,
+              "n_train_conformers": 3, "torsions": []}
+    summary = spice.generate(params, 1, tmp_path)
+    assert summary["train_all.xyz"] == 6 and summary["train.xyz"] == 2
+    key = lambda a: (a.info["molecule"], int(a.info["conformer"]))  # noqa: E731
+    train, train_all = {key(a) for a in _read(tmp_path / "train.xyz")}, {key(a) for a in _read(tmp_path / "train_all.xyz")}
+    held = {key(a) for f in ("valid.xyz", "test.xyz") for a in _read(tmp_path / f)}
+    assert train < train_all and not train_all & held and len(train_all | held) == 10
+    with pytest.raises(ValueError, match=r"n_conformers \(3\) must be >= n_train_conformers \(2\) \+ 2"):
+        spice.generate({**params, "n_conformers": 3, "n_train_conformers": 2}, 1, tmp_path / "bad")
 
 
 def test_spice_deterministic(spice_dirs):

@@ -36,6 +36,16 @@ def test_every_foundation_scored_on_every_benchmark(mini, root):
     assert set(zip(quality.foundation, quality.dataset)) == expected
     assert quality.force_rmse_mev_per_A.notna().all() and (quality.n_configs > 0).all()
 
+def test_every_benchmark_has_fractions_over_two_decades(mini, root):
+    """Each benchmark has a training set of at least 100 configurations, so its fractions span
+    0.01 .. 1 with at least one configuration at the smallest (the issue's two decades)."""
+    config = load(root / "config" / "config.yaml")
+    manifest = pd.read_csv(mini / "MANIFEST.tsv", sep="\t").set_index("file")
+    for name, bench in config["benchmarks"].items():
+        sizes = {t: int(manifest.loc[f"benchmarks/{name}/{t}.xyz", "count"]) for t in bench["trainsets"]}
+        assert max(sizes.values()) >= 100, (name, sizes)
+
+
 def test_committed_artifacts_within_budget(mini):
     manifest = pd.read_csv(mini / "MANIFEST.tsv", sep="\t")
     assert manifest.bytes.sum() < 30e6

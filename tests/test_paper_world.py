@@ -327,8 +327,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
 
     strategies = strategies_from_config(config)
     runs = {r for fig in config["figures"] for r in runs_for_figure(config, fig)}
-    by_kind = {kind: {r for fig, spec in config["figures"].items() if spec["kind"] == kind
-                      for r in runs_for_figure(config, fig)} for kind in ("test_errors", "neb_profiles")}
+    kinds = {"test_errors": ("test_errors", "learning_curve"), "neb_profiles": ("neb_profiles",)}
+    by_kind = {kind: {r for fig, spec in config["figures"].items() if spec["kind"] in figure_kinds
+                      for r in runs_for_figure(config, fig)} for kind, figure_kinds in kinds.items()}
     benchmarks = {r.benchmark for r in runs}
     replays = {(r.benchmark, strategies[r.strategy].replay) for r in runs if strategies[r.strategy].multihead}
     replay_sources = {config["replay"][name]["corpus"] for _, name in replays}
@@ -370,7 +371,8 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     assert proc.returncode == 0, out[-5000:]
     stats = job_stats(out)
     assert stats == expected_jobs(paper_config), out[-3000:]
-    # the grid of config/paper.yaml, spelled out: 8 strategies x (1 NEB run + 3 fractions x 3 seeds)
+    # the grid of config/paper.yaml, spelled out: 8 strategies x (1 NEB run + 3 fractions x 3 seeds;
+    # sn2_test_errors' full-training-set runs are the learning curve's largest fraction)
     n_strategies = len(strategy_names(paper_config, "sn2_test_errors"))
     assert stats["finetune"] == n_strategies * (1 + 3 * 3) == 80
     assert stats["download"] == 6  # r, p, ts, e0s, the SN2 replay file, MACE-OMat-0 medium

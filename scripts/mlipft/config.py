@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .registry import RegistryError, effective_e0_mode, strategies_from_config
+from .registry import RegistryError, check_flags, effective_e0_mode, strategies_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schemas" / "config.schema.yaml"
@@ -87,6 +87,13 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         strategies = strategies_from_config(config)
     except RegistryError as err:
         raise ConfigError(str(err)) from err
+    blocks = {f"training.{k}": config["training"].get(k) for k in ("common", "pretrain")}
+    blocks.update({f"foundations.{n}.model": f.get("model") for n, f in config["foundations"].items()})
+    for where, args in blocks.items():
+        try:
+            check_flags(args or {}, f"config entry {where}")
+        except RegistryError as err:
+            raise ConfigError(str(err)) from err
     for name, strat in strategies.items():
         if strat.replay and strat.replay not in config["replay"]:
             raise ConfigError(f"config entry strategies.{name}.replay: unknown replay set {strat.replay!r} "
@@ -160,6 +167,12 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
             effective_e0_mode(strategies[strat], fig["e0s"])
         except RegistryError as err:
             raise ConfigError(f"{where}: {err}") from err
+    n_fractions = len(set(map(float, fig["fractions"])))
+    if fig["kind"] == "learning_curve" and n_fractions < 2:
+        raise ConfigError(f"{where}.fractions: a learning_curve figure needs at least two different fractions")
+    if fig["kind"] == "test_errors" and n_fractions > 1:
+        raise ConfigError(f"{where}.fractions: a test_errors figure compares strategies at one training-set "
+                          f"size; for several fractions use kind: learning_curve")
     if fig["kind"] == "neb_profiles" and not fig.get("neb_reactions"):
         raise ConfigError(f"{where}.neb_reactions: a neb_profiles figure needs the reactions to compare")
     if "neb_reactions" in fig:

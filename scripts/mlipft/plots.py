@@ -128,11 +128,56 @@ def plot_test_errors(errors: pd.DataFrame, trainable: pd.DataFrame, labels: dict
         _save(fig, outputs)
 
 
+MARKERS = "osD^vP*X<>"
+
+
+def plot_learning_curve(errors: pd.DataFrame, trainable: pd.DataFrame, labels: dict[str, str],
+                        outputs: list[str], title: str) -> None:
+    """Test-set energy and force RMSE against the number of training configurations (log-log),
+    one line per strategy through the mean over seeds (each seed a faint dot)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
+
+    order = [s for s in labels if s in set(errors.strategy)]
+    colours = dict(zip(order, sns.color_palette("tab10", len(order))))
+    frac = trainable.groupby("strategy")["trainable_fraction"].mean()
+    panels = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
+    sizes = sorted(errors.n_train.unique())
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+        for ax, (metric, ylabel) in zip(axes, panels):
+            data = errors[errors.metric == metric]
+            for i, s in enumerate(order):
+                runs = data[data.strategy == s]
+                mean = runs.groupby("n_train")["value"].mean()
+                ax.plot(mean.index, mean.values, marker=MARKERS[i % len(MARKERS)], ms=4, lw=1.3,
+                        color=colours[s], label=f"{labels[s]} ({100 * frac.get(s, np.nan):.1f} % trained)")
+                if runs.seed.nunique() > 1:
+                    ax.scatter(runs.n_train, runs.value, s=6, alpha=0.35, color=colours[s], linewidths=0)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(sizes)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            if np.log10(data.value.max() / data.value.min()) < 1.5:  # within ~a decade: label 2 and 5 too
+                ax.yaxis.set_minor_formatter(FuncFormatter(
+                    lambda v, _: f"{v:g}" if round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
+            ax.set_xlabel("Training configurations")
+            ax.set_ylabel(ylabel + ", log scale")
+            ax.grid(which="major", alpha=0.3)
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=min(4, len(order)), frameon=False)
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0.02 + 0.045 * ((len(order) + 3) // 4), 1, 1))
+        _save(fig, outputs)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["neb_profiles", "test_errors"])
-    parser.add_argument("--table", required=True, help="profiles (neb) or errors (test_errors) table")
-    parser.add_argument("--extra", required=True, help="barriers (neb) or trainable (test_errors) table")
+    parser.add_argument("kind", choices=["neb_profiles", "test_errors", "learning_curve"])
+    parser.add_argument("--table", required=True, help="profiles (neb) or errors (test_errors, learning_curve) table")
+    parser.add_argument("--extra", required=True, help="barriers (neb) or trainable (test_errors, learning_curve) table")
     parser.add_argument("--labels", required=True, help="JSON {strategy: label}, in plotting order")
     parser.add_argument("--title", required=True)
     parser.add_argument("--reference-label", default="reference")
@@ -142,6 +187,8 @@ def main(argv=None) -> None:
     table, extra = pd.read_csv(args.table), pd.read_csv(args.extra)
     if args.kind == "neb_profiles":
         plot_neb_profiles(table, extra, labels, args.outputs, args.title, args.reference_label)
+    elif args.kind == "learning_curve":
+        plot_learning_curve(table, extra, labels, args.outputs, args.title)
     else:
         plot_test_errors(table, extra, labels, args.outputs, args.title)
 

@@ -16,6 +16,7 @@ guarding against mace-torch 0.3.16's traps (facts.md section 2):
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,7 @@ def check_flags(args: dict[str, Any], where: str) -> None:
             raise RegistryError(f"{where}.{key}: this flag is set by the workflow, not by a strategy")
         if key not in known:
             close = [k for k in known if k.replace("_", "") == key.replace("_", "").lower()]
+            close = close or difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RegistryError(f"{where}.{key}: not a mace_run_train (mace-torch 0.3.16) flag{hint}")
 

@@ -82,8 +82,8 @@ CARD = {
              "distorted LPSC cells, see the module docstring); params['level'] overrides",
     "sizes": {
         "smoke": "2/1/1 train/valid/test + 1 per held-out set, 3 GFN1 MD steps (~17 s)",
-        "mini": "40/20/20 + 10 per held-out set, 3 x 50 GFN1 MD steps in the primitive cell "
-                "(~80 s), 100 GFN1 labels of 32-52 atoms at 3-4.5 s: 6-9 min on 2 shared cores",
+        "mini": "100/20/20 + 10 per held-out set (100 training cells: fractions over two decades), "
+                "3 x 80 GFN1 MD steps in the primitive cell, 160 GFN1 labels of 32-52 atoms",
     },
     "elements": list(ELEMENTS),
     "heldout_elements": list(HELDOUT_ELEMENTS),
@@ -139,13 +139,13 @@ PRESETS = {
         "md_stride": 1, "temperatures": [600.0],
     },
     "mini": {
-        "n_train": 40, "n_valid": 20, "n_test": 20, "n_heldout": 10, "md_steps": 50,
+        "n_train": 100, "n_valid": 20, "n_test": 20, "n_heldout": 10, "md_steps": 80,
         "md_equil": 10, "md_stride": 2, "temperatures": [300.0, 600.0, 900.0],
     },
 }
 _DEFAULTS = {
-    "n_train": 40, "n_valid": 20, "n_test": 20, "n_heldout": 10,
-    "md_steps": 50, "md_equil": 10, "md_stride": 2, "md_timestep_fs": 2.0,
+    "n_train": 100, "n_valid": 20, "n_test": 20, "n_heldout": 10,
+    "md_steps": 80, "md_equil": 10, "md_stride": 2, "md_timestep_fs": 2.0,
     "friction_per_fs": 0.02, "temperatures": [300.0, 600.0, 900.0],
     "decorrelate_sigma": 0.03, "mode_fractions": {"md": 0.6, "rattle": 0.25, "strain": 0.15},
     "level": LEVEL, "max_attempt_factor": 1.5,

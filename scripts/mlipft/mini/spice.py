@@ -11,10 +11,12 @@ haloalkanes. For each molecule RDKit embeds ``n_conformers`` conformers (ETKDGv3
 ``md_temperature_K`` with GFN1-xTB (foundation level), odd-numbered ones get ``min_steps`` FIRE
 steps at GFN1-xTB (a partial minimisation). Every configuration is labelled at GFN2-xTB.
 
-Splits: ``train.xyz`` holds exactly one conformer per molecule (a random one), as in the paper's
-1-configuration-per-molecule training; the other conformers go to ``valid.xyz`` and
-``test.xyz`` (a random ``valid_fraction`` of each molecule's remaining conformers to valid, the
-rest to test). ``info['molecule']``, ``info['smiles']``, ``info['conformer']`` and
+Splits: each molecule's conformers are shuffled; the first ``n_train_conformers`` go to
+``train_all.xyz`` (the training set subsampled over two decades of fractions), and the first of
+them alone to ``train.xyz``: exactly one conformer per molecule, as in the paper's
+1-configuration-per-molecule training (``train.xyz`` is a subset of ``train_all.xyz``). The other
+conformers go to ``valid.xyz`` and ``test.xyz`` (a random ``valid_fraction`` of each molecule's
+remaining conformers to valid, the rest to test), disjoint from both training sets. ``info['molecule']``, ``info['smiles']``, ``info['conformer']`` and
 ``info['sampling']`` are set on every configuration.
 
 Torsion scans (``torsions.xyz``): for each ``(molecule, [i, j, k, l])`` of ``torsions`` a
@@ -30,7 +32,7 @@ explicit H, heavy atoms numbered as in the SMILES), ``info['angle_deg']`` (targe
 [-180, 180)), ``info['angle_measured_deg']``, ``REF_energy`` (and ``REF_forces``, which are not
 zero along the constrained coordinate).
 
-Files: ``train.xyz``, ``valid.xyz``, ``test.xyz``, ``torsions.xyz``, ``isolated_atoms.xyz``
+Files: ``train.xyz``, ``train_all.xyz``, ``valid.xyz``, ``test.xyz``, ``torsions.xyz``, ``isolated_atoms.xyz``
 (GFN2 isolated atoms of every element present), ``generation_info.json`` (timings).
 """
 
@@ -88,7 +90,8 @@ CARD = {
     "elements": ["H", "C", "N", "O", "F", "S", "Cl", "Br"],
     "sizes": {
         "smoke": "4 molecules x 3 conformers, one 4-angle torsion scan (~5 s)",
-        "mini": "18 molecules x 8 conformers (train 18 / valid 72 / test 54), 3 relaxed "
+        "mini": "18 molecules x 16 conformers (train 18 = one per molecule; train_all 144 = eight per "
+        "molecule; valid 72 / test 72), 3 relaxed "
         "torsion scans x 24 angles, two directions (~1.5 min on one core)",
     },
     "same": "small organic molecules and dipeptides with H C N O F S Cl Br; conformers from "
@@ -98,12 +101,13 @@ CARD = {
     "molecules only; short GFN1-xTB MD (tens of fs) instead of 100 ps OpenMM MD",
 }
 
-FILES = ("train", "valid", "test", "torsions", "isolated_atoms")
+FILES = ("train", "train_all", "valid", "test", "torsions", "isolated_atoms")
 EXTRA_FILES = ("generation_info.json",)
 
 PARAM_DOCS = {
     "molecules": "names of MOLECULES to include (each gets n_conformers configurations)",
-    "n_conformers": "conformers per molecule (>= 3: one for train, the others valid/test)",
+    "n_conformers": "conformers per molecule (>= n_train_conformers + 2: train_all, then valid/test)",
+    "n_train_conformers": "conformers per molecule in train_all.xyz (the first of them is train.xyz's)",
     "md_steps": "GFN1-xTB Langevin steps of the thermal (even-numbered) conformers",
     "md_temperature_K": "temperature of that MD (K); SPICE used 500 K",
     "md_timestep_fs": "MD time step (fs), real masses",
@@ -118,7 +122,8 @@ PARAM_DOCS = {
 
 DEFAULT_PARAMS = {
     "molecules": list(MOLECULES),
-    "n_conformers": 8,
+    "n_conformers": 16,
+    "n_train_conformers": 8,
     "md_steps": 100,
     "md_temperature_K": 500.0,
     "md_timestep_fs": 0.5,
@@ -135,6 +140,7 @@ SIZES = {
     "smoke": {
         "molecules": ["ethanol", "fluoromethane", "bromoethane", "butane"],
         "n_conformers": 3,
+        "n_train_conformers": 1,
         "md_steps": 5,
         "min_steps": 2,
         "torsions": ["butane_CCCC"],
@@ -328,12 +334,15 @@ def _generate(params: dict, seed: int, out_dir: Path) -> dict:
     if unknown:
         raise ValueError(f"unknown spice parameters {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
     p = {**DEFAULT_PARAMS, **params}
-    if p["n_conformers"] < 3:
-        raise ValueError("n_conformers must be >= 3 (one train, at least one valid and one test)")
+    n_train = int(p["n_train_conformers"])
+    if n_train < 1 or p["n_conformers"] < n_train + 2:
+        raise ValueError(f"spice parameters: n_conformers ({p['n_conformers']}) must be >= n_train_conformers "
+                         f"({n_train}) + 2, and n_train_conformers >= 1 (training, then at least one valid "
+                         f"and one test conformer per molecule)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    train, valid, test = [], [], []
+    train, train_all, valid, test = [], [], [], []
     timings: dict[str, dict] = {}
     for name in p["molecules"]:
         t0 = time.perf_counter()
@@ -345,7 +354,8 @@ def _generate(params: dict, seed: int, out_dir: Path) -> dict:
                          "gfn2_seconds_per_eval": (t2 - t1) / len(labelled)}
         order = rng.permutation(len(labelled))
         train.append(labelled[order[0]])
-        rest = order[1:]
+        train_all += [labelled[m] for m in order[:n_train]]
+        rest = order[n_train:]
         n_valid = min(len(rest) - 1, max(1, int(round(p["valid_fraction"] * len(rest)))))
         valid += [labelled[m] for m in sorted(rest[:n_valid])]
         test += [labelled[m] for m in sorted(rest[n_valid:])]
@@ -355,9 +365,10 @@ def _generate(params: dict, seed: int, out_dir: Path) -> dict:
         torsions += torsion_scan(torsion, p["torsion_n_angles"], p["torsion_fmax"], p["torsion_steps"],
                                  int(rng.integers(0, 2**31 - 1)))
     torsion_s = time.perf_counter() - t0
-    elements = sorted({s for a in train + valid + test + torsions for s in a.get_chemical_symbols()})
+    elements = sorted({s for a in train_all + valid + test + torsions for s in a.get_chemical_symbols()})
     files = {
         "train.xyz": train,
+        "train_all.xyz": train_all,
         "valid.xyz": valid,
         "test.xyz": test,
         "torsions.xyz": torsions,
