@@ -154,3 +154,23 @@ def test_in_process_mace_restores_the_caller(tmp_path):
     assert code == 2
     assert (os.getcwd(), list(sys.argv), list(root.handlers), list(root.filters), root.level) == before
     assert "mace_run_train: error" in (tmp_path / "log").read_text()
+
+
+def test_pretraining_with_stage_two_keeps_the_stage_two_model(config, tiny_data, tmp_path):
+    """The config's pretraining block (MSE, then Stage Two) reaches mace; the collected model is
+    mace's final ``<name>_stagetwo.model``, not the stage-one ``<name>.model`` saved beside it."""
+    import filecmp
+
+    common = {**config["training"]["common"], **config["training"]["pretrain"], "start_stage_two": 1}
+    entry = {"uses_foundation": False, "multihead": False,
+             "mace_args": dict(r_max=4.0, num_channels=8, max_L=0, num_interactions=2, correlation=2)}
+    spec = dict(strategy_name="pretrain_x", strategy=entry, e0_mode="isolated", name="x", seed=0,
+                train_file=tiny_data["train"], valid_file=tiny_data["valid"], max_num_epochs=2, batch_size=5,
+                device="cpu", default_dtype="float64", common=common,
+                e0s_json={"modes": {"isolated": {"1": -1.0, "6": -2.0, "17": -3.0, "35": -4.0}}})
+    work, model = tmp_path / "work", tmp_path / "out" / "model.model"
+    train.run(spec, None, {"model": str(model)}, log_file=str(tmp_path / "log"), work_dir=str(work))
+    log = (tmp_path / "log").read_text()
+    assert "--loss=weighted" in log and "--stage_two" in log and "Stage Two" in log
+    assert (work / "x.model").exists() and filecmp.cmp(model, work / "x_stagetwo.model", shallow=False)
+    assert not filecmp.cmp(work / "x.model", work / "x_stagetwo.model", shallow=False)

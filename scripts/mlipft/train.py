@@ -237,8 +237,9 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
 
 
 def collect(work: Path, name: str, out: dict[str, str]) -> None:
-    """Move mace's outputs to the workflow's artifact paths."""
-    candidates = [work / f"{name}.model", work / f"{name}_cpu.model"]
+    """Move mace's outputs to the workflow's artifact paths. With Stage Two (``--stage_two``/
+    ``--swa``) mace saves both the stage-one model and ``<name>_stagetwo.model``, the final one."""
+    candidates = [work / f"{name}_stagetwo.model", work / f"{name}.model", work / f"{name}_cpu.model"]
     model = next((p for p in candidates if p.exists()), None)
     if model is None:
         raise RuntimeError(f"mace_run_train left no model in {work} (looked for {[p.name for p in candidates]})")
