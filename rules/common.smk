@@ -43,7 +43,7 @@ wildcard_constraints:
     strategy=r"[A-Za-z0-9_]+",
     e0s=r"average|estimated|foundation|isolated",
     seed=r"\d+",
-    corpus=r"[A-Za-z0-9_]+",
+    corpus=r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*",  # a corpus, or a union a+b (its E0s only)
     replay=r"[A-Za-z0-9_]+",
 
 
@@ -85,7 +85,7 @@ def pretrain_spec(wildcards, input):
     return json.dumps({
         "strategy_name": f"pretrain_{wildcards.foundation}", "strategy": entry,
         "e0_mode": "average", "name": wildcards.foundation, "seed": config["seed"],
-        "train_file": input.train, "valid_file": input.valid, "corpus_fraction": found.get("corpus_fraction"),
+        "train_file": list(input.train), "valid_file": list(input.valid), "corpus_fraction": found.get("corpus_fraction"),
         "corpus_filter": config.get("corpus_filter"),
         "max_num_epochs": SC["pretrain"]["max_num_epochs"], "batch_size": SC["pretrain"]["batch_size"],
         "device": config["device"], "default_dtype": config["default_dtype"],
@@ -155,8 +155,21 @@ def corpus_file(corpus, name):
 
 
 def foundation_corpus(w, name):
-    """A pretraining input; ancient(): committed artifacts keep arbitrary checkout mtimes."""
-    return ancient(corpus_file(config["foundations"][w.foundation]["corpus"], name))
+    """Pretraining inputs, one per corpus of the foundation (a list when it trains on a union);
+    ancient(): committed artifacts keep arbitrary checkout mtimes."""
+    return [ancient(corpus_file(c, name)) for c in cfg.corpus_parts(config["foundations"][w.foundation]["corpus"])]
+
+
+def foundation_e0s(w):
+    """The average E0s a foundation is pretrained with: its corpus's, or its union's."""
+    return ancient(corpus_file(cfg.corpus_name(config["foundations"][w.foundation]["corpus"]), "e0s.json"))
+
+
+def corpus_e0s_inputs(w):
+    """Training files of a corpus, or of each part of a union ``a+b``, and the isolated atoms."""
+    parts = w.corpus.split("+")
+    return {"train": [ancient(corpus_file(c, "train.xyz")) for c in parts],
+            "isolated": ancient(corpus_file(parts[0], "isolated_atoms.xyz"))}
 
 
 def mini_replay_inputs(w):
@@ -211,11 +224,14 @@ def mini_world_files():
             maker = "corpus_e0s" if name == "e0s.json" else (
                 "generate_testset" if corpus == config.get("foundation_testset") else "generate_corpus")
             entries[corpus_file(corpus, name)] = (MINI_LEVELS["corpus"], maker)
+    for spec in config["foundations"].values():  # the E0s of union corpora
+        if spec.get("kind") == "pretrain" and len(cfg.corpus_parts(spec["corpus"])) > 1:
+            entries[corpus_file(cfg.corpus_name(spec["corpus"]), "e0s.json")] = (MINI_LEVELS["corpus"], "corpus_e0s")
     for bench in config["benchmarks"]:
         for path in [*benchmark_outputs(bench).values(), f"{DATA}/benchmarks/{bench}/summary.json"]:
             entries[path] = (MINI_LEVELS[bench], f"generate_benchmark_{bench}")
     for found, spec in config["foundations"].items():
-        level = f"MACE fitted to the {spec['corpus']} corpus ({MINI_LEVELS['corpus']})"
+        level = f"MACE fitted to the {' + '.join(cfg.corpus_parts(spec['corpus']))} corpus ({MINI_LEVELS['corpus']})"
         for name in ("model.model", "loss_curves.csv", "trainable.json"):
             entries[f"{DATA}/foundations/{found}/{name}"] = (level, "pretrain_foundation")
         entries[f"{DATA}/foundations/{found}/quality.csv"] = ("evaluation", "foundation_quality")

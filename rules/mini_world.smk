@@ -99,8 +99,7 @@ rule corpus_e0s:
     message:
         "E0s of corpus {wildcards.corpus} (pretraining uses average; elements it lacks get isolated-atom E0s)"
     input:
-        train=ancient(rules.generate_corpus.output.train),
-        isolated=ancient(rules.generate_corpus.output.isolated),
+        unpack(corpus_e0s_inputs),
     output:
         corpus_file("{corpus}", "e0s.json"),
     params:
@@ -123,7 +122,7 @@ rule pretrain_foundation:
     input:
         train=lambda w: foundation_corpus(w, "train.xyz"),
         valid=lambda w: foundation_corpus(w, "valid.xyz"),
-        e0s=lambda w: foundation_corpus(w, "e0s.json"),
+        e0s=foundation_e0s,
     output:
         model=foundation_model("{foundation}"),
         loss_curves=f"{DATA}/foundations/{{foundation}}/loss_curves.csv",

@@ -101,6 +101,11 @@ def test_corpus_prefix_filters_then_takes_the_prefix(tmp_path):
     assert len(read(corpus_prefix(str(src), 0.5, tmp_path / "all.xyz"), ":")) == 4
     with pytest.raises(ValueError, match="unknown corpus filter 'neutral'"):
         corpus_prefix(str(src), 1.0, tmp_path / "x.xyz", "neutral")
+    # a union of corpora (the omat foundations train on mptrj + omat): the files in order, then the filter
+    second = tmp_path / "second.xyz"
+    write(second, configs[:2], format="extxyz")
+    union = read(corpus_prefix([str(src), str(second)], 1.0, tmp_path / "union.xyz", "learnable"), ":")
+    assert [a.info["REF_energy"] for a in union] == [0.0, 2.0, 4.0, 6.0, 0.0]
 
 
 def test_replay_combine_cli_drops_duplicates(tmp_path):

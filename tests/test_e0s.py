@@ -28,6 +28,19 @@ def test_average_recovers_exact_e0s(tmp_path):
     assert result["modes"]["estimated"] is None and result["elements"] == ["H", "O"]
 
 
+def test_average_of_a_union_of_files_is_one_least_squares_fit(tmp_path):
+    """Two corpora trained on together (e.g. mptrj + omat): one fit over both files, through the CLI."""
+    import json
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _synthetic(tmp_path / "a", {1: -13.0, 8: -430.0})
+    second = _synthetic(tmp_path / "b", {1: -14.0, 8: -428.0})
+    e0s.main(["--train", str(first), str(second), "--output", str(tmp_path / "e0s.json")])
+    union = e0s.e0s_for_mode(json.loads((tmp_path / "e0s.json").read_text()), "average")
+    assert union[1] == pytest.approx(-13.5) and union[8] == pytest.approx(-429.0)
+
+
 def test_missing_mode_is_a_clear_error(tmp_path):
     result = e0s.fit(_synthetic(tmp_path))
     with pytest.raises(ValueError, match="E0 mode 'estimated' is not available"):

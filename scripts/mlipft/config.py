@@ -71,6 +71,18 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
         raise ConfigError(f"config entry {where}: {message}")
 
 
+def corpus_parts(corpus: str | list[str] | None) -> list[str]:
+    """The corpora of a foundation's ``corpus`` entry: one name, or a list trained on together."""
+    if corpus is None:
+        return [None]
+    return [corpus] if isinstance(corpus, str) else list(corpus)
+
+
+def corpus_name(corpus: str | list[str]) -> str:
+    """The folder of a (union) corpus: ``mptrj`` or ``mptrj+omat`` (where a union's E0s live)."""
+    return "+".join(corpus_parts(corpus))
+
+
 def strategy_names(config: dict, figure: str) -> list[str]:
     wanted = config["figures"][figure]["strategies"]
     return list(config["strategies"]) if wanted == "all" else list(wanted)
@@ -111,9 +123,14 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         where = f"config entry foundations.{name}"
         if found["kind"] == "pretrain":
             corpora = scale.get("corpora", {})
-            if found.get("corpus") not in corpora:
-                raise ConfigError(f"{where}.corpus: {found.get('corpus')!r} is not a corpus of scale "
-                                  f"{config['scale']!r} (defined: {sorted(corpora)})")
+            parts = corpus_parts(found.get("corpus"))
+            for part in parts:
+                if part not in corpora or part == config.get("foundation_testset"):
+                    raise ConfigError(f"{where}.corpus: {part!r} is not a training corpus of scale "
+                                      f"{config['scale']!r} (defined: {sorted(set(corpora) - {config.get('foundation_testset')})})")
+            if len(parts) > 1 and found.get("corpus_fraction") is not None:
+                raise ConfigError(f"{where}.corpus_fraction: only a single corpus can be cut to a fraction "
+                                  f"(corpus is {parts})")
             if "model" not in found:
                 raise ConfigError(f"{where}.model: a pretrained foundation needs its architecture")
             if "pretrain" not in scale:

@@ -230,6 +230,7 @@ def foundations_section(data_dir: Path, foundations: dict) -> str:
     for name, config in foundations.items():
         directory = data_dir / "foundations" / name
         corpus = config.get("corpus", "—")
+        corpus = " + ".join(corpus) if isinstance(corpus, list) else corpus
         if config.get("corpus_fraction") is not None:
             corpus = f"{corpus} (first {float(config['corpus_fraction']):.0%} of train.xyz)"
         trainable = directory / "trainable.json"
@@ -324,7 +325,8 @@ def render(data_dir: str | Path, foundations: dict, benchmarks: dict,
              "level each card names.")
     out = [f"# Mini world, scale `{data_dir.name}`: data card", "", intro, "", "## Benchmarks", ""]
     out += [benchmark_section(data_dir, name, spec) for name, spec in benchmarks.items()]
-    corpora = sorted(p for p in (data_dir / "corpora").glob("*") if p.is_dir())
+    # generated corpora (a union's folder, e.g. mptrj+omat, holds only its E0s)
+    corpora = sorted(p for p in (data_dir / "corpora").glob("*") if (p / "summary.json").exists())
     out += ["## Corpora", ""] + ([corpus_section(p) for p in corpora] or ["_none_\n"])
     out += ["## Foundations", "", foundations_section(data_dir, foundations)]
     if quality is not None:

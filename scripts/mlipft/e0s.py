@@ -76,7 +76,8 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
     from mace.tools.utils import AtomicNumberTable
 
     torch_tools.set_default_dtype(default_dtype)
-    configs = [c for c in _mace_configs(train_file) if c.properties.get("energy") is not None]
+    files = [train_file] if isinstance(train_file, (str, Path)) else list(train_file)
+    configs = [c for f in files for c in _mace_configs(f) if c.properties.get("energy") is not None]
     if not configs:
         raise ValueError(f"{train_file}: no configuration with {ENERGY_KEY}")
     present = sorted({int(z) for c in configs for z in c.atomic_numbers})
@@ -165,7 +166,8 @@ def e0s_for_mode(e0_json: dict, mode: str, where: str = "") -> dict[int, float]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", required=True, help="training set (extxyz, REF_energy)")
+    parser.add_argument("--train", required=True, nargs="+",
+                        help="training set (extxyz, REF_energy); several files are fitted as one set")
     parser.add_argument("--foundation", help="foundation model (.model); omit for none")
     parser.add_argument("--isolated", help="extxyz with IsolatedAtom rows at the target level")
     parser.add_argument("--device", default="cpu")
@@ -175,7 +177,7 @@ def main(argv=None) -> None:
     parser.add_argument("--output", required=True, help="JSON to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = fit(args.train, args.foundation, args.isolated, args.device, args.default_dtype, args.elements)
+    result = fit(args.train if len(args.train) > 1 else args.train[0], args.foundation, args.isolated, args.device, args.default_dtype, args.elements)
     write_json(args.output, result)
     log.info("E0s for %s -> %s: initial errors %s", args.train, args.output,
              result["initial_energy_rmse_mev_per_atom"])

@@ -103,14 +103,16 @@ def count_trainable(checkpoint: Path, model_path: Path) -> dict:
     return {"trainable": trainable, "total": total, "fraction": trainable / total, "heads": heads}
 
 
-def corpus_prefix(train_file: str, fraction: float, out: Path, corpus_filter: str | None = None) -> Path:
+def corpus_prefix(train_file: str | list[str], fraction: float, out: Path, corpus_filter: str | None = None) -> Path:
     """The first ``fraction`` of a corpus file (at least one structure), after dropping the
     structures ``corpus_filter`` rejects (``learnable``: :func:`mlipft.mini.corpus.learnable`).
     The corpora's structures are i.i.d. in file order, so a prefix is a random subsample and a
-    smaller foundation corpus (mp0 vs mpa) is nested in the larger one."""
+    smaller foundation corpus (mp0 vs mpa) is nested in the larger one. A list of files is
+    their union, in order."""
     from ase.io import read, write
 
-    configs = read(train_file, index=":", format="extxyz")
+    files = [train_file] if isinstance(train_file, (str, Path)) else list(train_file)
+    configs = [a for f in files for a in read(f, index=":", format="extxyz")]
     if corpus_filter == "learnable":
         from .mini.corpus import learnable
 
@@ -125,8 +127,11 @@ def corpus_prefix(train_file: str, fraction: float, out: Path, corpus_filter: st
     return out
 
 
-def _absolute(path: str | None) -> str | None:
-    """mace runs inside its work directory: every path it gets is made absolute."""
+def _absolute(path):
+    """mace runs inside its work directory: every path it gets is made absolute (a list of
+    corpus files stays a list)."""
+    if isinstance(path, (list, tuple)):
+        return [_absolute(p) for p in path]
     return None if path is None else str(Path(path).resolve())
 
 
@@ -193,11 +198,11 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
     work.mkdir(parents=True)
     train_file = _absolute(spec["train_file"])
     valid_file = _absolute(spec["valid_file"])
-    if spec.get("corpus_fraction") is not None or spec.get("corpus_filter"):
+    if spec.get("corpus_fraction") is not None or spec.get("corpus_filter") or isinstance(train_file, list):
         train_file = str(corpus_prefix(train_file, float(spec.get("corpus_fraction") or 1.0),
                                        work / "train_corpus.xyz", spec.get("corpus_filter")))
-    if spec.get("corpus_filter"):
-        valid_file = str(corpus_prefix(valid_file, 1.0, work / "valid_corpus.xyz", spec["corpus_filter"]))
+    if spec.get("corpus_filter") or isinstance(valid_file, list):
+        valid_file = str(corpus_prefix(valid_file, 1.0, work / "valid_corpus.xyz", spec.get("corpus_filter")))
     # mace refuses a batch size larger than the training set, which a small fraction makes
     batch_size = min(int(spec["batch_size"]), len(xyz_frame_sizes(train_file)))
     if batch_size < int(spec["batch_size"]):
