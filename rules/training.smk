@@ -39,7 +39,7 @@ rule fit_e0s:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train} --foundation {input.foundation} "
-        "--isolated {input.isolated} --default-dtype {params.dtype} --output {output} > {log} 2>&1"
+        "--isolated {input.isolated} --cover-isolated --default-dtype {params.dtype} --output {output} > {log} 2>&1"
 
 
 rule finetune:

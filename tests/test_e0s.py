@@ -81,3 +81,24 @@ def test_elements_absent_from_the_training_set_get_isolated_energies(tiny_data, 
     assert out["modes"]["average"]["6"] != out["modes"]["isolated"]["6"]  # fitted, not copied
     with pytest.raises(ValueError, match="lacks \\['Na'\\]: filling their E0s needs an isolated-atom file"):
         fit(tiny_data["corpus_train"], elements=["Na"])
+
+
+def test_cover_isolated_gives_every_mode_the_benchmark_elements(tiny_data, tiny_foundation, tmp_path):
+    """A small training fraction can lack an element of the validation set (SN2 at 1 %: no Cl);
+    the fit_e0s rule's --cover-isolated gives every mode an E0 for each element of the
+    benchmark's isolated atoms, or mace refuses the run."""
+    import json
+
+    from mlipft.io import read_configs, write_atomic
+
+    configs = read_configs(tiny_data["train"])[:3]
+    for a in configs:
+        del a[[i for i, s in enumerate(a.get_chemical_symbols()) if s == "Br"]]
+    write_atomic(tmp_path / "no_br.xyz", configs)
+    out = tmp_path / "e0s.json"
+    e0s.main(["--train", str(tmp_path / "no_br.xyz"), "--foundation", tiny_foundation,
+              "--isolated", tiny_data["iso_target"], "--cover-isolated", "--output", str(out)])
+    result = json.loads(out.read_text())
+    assert "Br" in result["filled_from_isolated"]
+    for mode in ("average", "estimated", "foundation", "isolated"):
+        assert "35" in result["modes"][mode], mode
