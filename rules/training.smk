@@ -26,6 +26,7 @@ rule fit_e0s:
         train=rules.subsample_trainset.output[0],
         foundation=lambda w: foundation_model(w.foundation),
         isolated=lambda w: bench_file(w.benchmark, "isolated_atoms"),
+        valid=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["validsets"][w.trainset]),
     output:
         f"{RES}/e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.json",
     params:
@@ -39,7 +40,7 @@ rule fit_e0s:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train} --foundation {input.foundation} "
-        "--isolated {input.isolated} --cover-isolated --default-dtype {params.dtype} --output {output} > {log} 2>&1"
+        "--isolated {input.isolated} --cover {input.valid} --default-dtype {params.dtype} --output {output} > {log} 2>&1"
 
 
 rule finetune:

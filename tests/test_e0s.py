@@ -83,10 +83,11 @@ def test_elements_absent_from_the_training_set_get_isolated_energies(tiny_data, 
         fit(tiny_data["corpus_train"], elements=["Na"])
 
 
-def test_cover_isolated_gives_every_mode_the_benchmark_elements(tiny_data, tiny_foundation, tmp_path):
+def test_cover_gives_every_mode_the_validation_set_elements(tiny_data, tiny_foundation, tmp_path):
     """A small training fraction can lack an element of the validation set (SN2 at 1 %: no Cl);
-    the fit_e0s rule's --cover-isolated gives every mode an E0 for each element of the
-    benchmark's isolated atoms, or mace refuses the run."""
+    mace's element table is that of the training plus validation sets, and it refuses a run
+    with an E0 missing, or with one more (a LoRA fine-tune fails on the shapes). The fit_e0s
+    rule's --cover VALID gives every mode exactly those elements."""
     import json
 
     from mlipft.io import read_configs, write_atomic
@@ -96,9 +97,12 @@ def test_cover_isolated_gives_every_mode_the_benchmark_elements(tiny_data, tiny_
         del a[[i for i, s in enumerate(a.get_chemical_symbols()) if s == "Br"]]
     write_atomic(tmp_path / "no_br.xyz", configs)
     out = tmp_path / "e0s.json"
-    e0s.main(["--train", str(tmp_path / "no_br.xyz"), "--foundation", tiny_foundation,
-              "--isolated", tiny_data["iso_target"], "--cover-isolated", "--output", str(out)])
+    args = ["--train", str(tmp_path / "no_br.xyz"), "--foundation", tiny_foundation,
+            "--isolated", tiny_data["iso_target"], "--output", str(out)]
+    e0s.main(args + ["--cover", tiny_data["valid"]])  # the validation set has Br
     result = json.loads(out.read_text())
-    assert "Br" in result["filled_from_isolated"]
+    assert result["filled_from_isolated"] == ["Br"]
     for mode in ("average", "estimated", "foundation", "isolated"):
-        assert "35" in result["modes"][mode], mode
+        assert sorted(map(int, result["modes"][mode])) == [1, 6, 17, 35], mode
+    e0s.main(args + ["--cover", str(tmp_path / "no_br.xyz")])  # nothing beyond the training set's own
+    assert sorted(map(int, json.loads(out.read_text())["modes"]["average"])) == [1, 6, 17]

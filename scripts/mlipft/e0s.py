@@ -174,18 +174,17 @@ def main(argv=None) -> None:
     parser.add_argument("--default-dtype", default="float64")
     parser.add_argument("--elements", nargs="+", help="element symbols to cover even when the training "
                         "set lacks them (average E0 = isolated-atom energy)")
-    parser.add_argument("--cover-isolated", action="store_true",
-                        help="cover every element of --isolated (a benchmark's isolated atoms: every element of "
-                        "its splits), so that a small training fraction lacking one still has E0s for the "
-                        "validation and test sets")
+    parser.add_argument("--cover", nargs="+", metavar="XYZ",
+                        help="also cover every element of these files (the run's validation set): mace's element "
+                        "table is that of the training and validation sets, and a small training fraction can "
+                        "lack one of them (E0s from --isolated, see --elements)")
     parser.add_argument("--output", required=True, help="JSON to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     elements = list(args.elements or [])
-    if args.cover_isolated:
-        if not args.isolated:
-            parser.error("--cover-isolated needs --isolated")
-        elements += [chemical_symbols[z] for z in sorted(isolated_from_file(args.isolated))]
+    for path in args.cover or []:
+        elements += sorted({s for a in read_configs(path) if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
+                            for s in a.get_chemical_symbols()})
     result = fit(args.train if len(args.train) > 1 else args.train[0], args.foundation, args.isolated,
                  args.device, args.default_dtype, sorted(set(elements)) or None)
     write_json(args.output, result)
