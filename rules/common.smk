@@ -167,7 +167,7 @@ def foundation_e0s(w):
 
 def corpus_e0s_inputs(w):
     """Training files of a corpus, or of each part of a union ``a+b``, and the isolated atoms."""
-    parts = w.corpus.split("+")
+    parts = cfg.corpus_parts(w.corpus)
     return {"train": [ancient(corpus_file(c, "train.xyz")) for c in parts],
             "isolated": ancient(corpus_file(parts[0], "isolated_atoms.xyz"))}
 
@@ -224,14 +224,14 @@ def mini_world_files():
             maker = "corpus_e0s" if name == "e0s.json" else (
                 "generate_testset" if corpus == config.get("foundation_testset") else "generate_corpus")
             entries[corpus_file(corpus, name)] = (MINI_LEVELS["corpus"], maker)
-    for spec in config["foundations"].values():  # the E0s of union corpora
-        if spec.get("kind") == "pretrain" and len(cfg.corpus_parts(spec["corpus"])) > 1:
-            entries[corpus_file(cfg.corpus_name(spec["corpus"]), "e0s.json")] = (MINI_LEVELS["corpus"], "corpus_e0s")
     for bench in config["benchmarks"]:
         for path in [*benchmark_outputs(bench).values(), f"{DATA}/benchmarks/{bench}/summary.json"]:
             entries[path] = (MINI_LEVELS[bench], f"generate_benchmark_{bench}")
     for found, spec in config["foundations"].items():
-        level = f"MACE fitted to the {' + '.join(cfg.corpus_parts(spec['corpus']))} corpus ({MINI_LEVELS['corpus']})"
+        parts = cfg.corpus_parts(spec["corpus"])
+        if len(parts) > 1:  # a union's average E0s
+            entries[corpus_file(cfg.corpus_name(parts), "e0s.json")] = (MINI_LEVELS["corpus"], "corpus_e0s")
+        level = f"MACE fitted to the {' + '.join(parts)} corpus ({MINI_LEVELS['corpus']})"
         for name in ("model.model", "loss_curves.csv", "trainable.json"):
             entries[f"{DATA}/foundations/{found}/{name}"] = (level, "pretrain_foundation")
         entries[f"{DATA}/foundations/{found}/quality.csv"] = ("evaluation", "foundation_quality")

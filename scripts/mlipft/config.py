@@ -72,10 +72,11 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
 
 def corpus_parts(corpus: str | list[str] | None) -> list[str]:
-    """The corpora of a foundation's ``corpus`` entry: one name, or a list trained on together."""
+    """The corpora of a foundation's ``corpus`` entry (one name, or a list trained on together),
+    or of a union's folder name ``a+b`` (:func:`corpus_name`)."""
     if corpus is None:
         return [None]
-    return [corpus] if isinstance(corpus, str) else list(corpus)
+    return corpus.split("+") if isinstance(corpus, str) else list(corpus)
 
 
 def corpus_name(corpus: str | list[str]) -> str:

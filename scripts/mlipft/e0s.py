@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from .io import read_configs, write_json
+from .io import path_list, read_configs, write_json
 from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, ISOLATED_ATOM
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
     from mace.tools.utils import AtomicNumberTable
 
     torch_tools.set_default_dtype(default_dtype)
-    files = [train_file] if isinstance(train_file, (str, Path)) else list(train_file)
-    configs = [c for f in files for c in _mace_configs(f) if c.properties.get("energy") is not None]
+    configs = [c for f in path_list(train_file) for c in _mace_configs(f) if c.properties.get("energy") is not None]
     if not configs:
         raise ValueError(f"{train_file}: no configuration with {ENERGY_KEY}")
     present = sorted({int(z) for c in configs for z in c.atomic_numbers})

@@ -30,6 +30,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def path_list(paths: str | Path | list) -> list:
+    """One file or several (e.g. the corpora a foundation trains on together), as a list."""
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
 def write_atomic(path: str | Path, atoms_list: list[Atoms]) -> None:
     """Write configurations as extxyz, atomically, without calculator results."""
     clean = []

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .e0s import e0s_for_mode
-from .io import atomic_path, read_json, write_json, xyz_frame_sizes
+from .io import atomic_path, path_list, read_json, write_json, xyz_frame_sizes
 from .registry import RunSpec, build_args, strategy_from_config
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ def corpus_prefix(train_file: str | list[str], fraction: float, out: Path, corpu
     their union, in order."""
     from ase.io import read, write
 
-    files = [train_file] if isinstance(train_file, (str, Path)) else list(train_file)
-    configs = [a for f in files for a in read(f, index=":", format="extxyz")]
+    configs = [a for f in path_list(train_file) for a in read(f, index=":", format="extxyz")]
     if corpus_filter == "learnable":
         from .mini.corpus import learnable
 
