@@ -1,28 +1,13 @@
-# Figures and tables. Each configured figure gets a collect rule (runs -> tidy tables), a plot
-# rule (tables -> PNG and PDF; editing a plot re-runs no training) and a named target.
+# Figures and tables, one loop over the configured figures with no branch on their kind: the
+# kind module (mlipft.figures.<kind>) names the per-run files it reads, collects them into tidy
+# tables and plots them. Each figure gets a collect rule (runs -> tables), a plot rule (tables ->
+# PNG and PDF, in the report with its caption; editing a plot re-runs no training) and a target.
 
-REFERENCE_LABEL = {"mini": "GFN2-xTB reference", "paper": "reference"}[config["world"]]
 
-
-for _fig, _spec in config["figures"].items():
-    _runs = runs_of(_fig)
-    if _spec["kind"] in ("test_errors", "learning_curve"):
-        _tables = {
-            "table": f"{RES}/tables/{_fig}_errors.csv",
-            "extra": f"{RES}/tables/{_fig}_trainable.csv",
-        }
-        _inputs = {
-            "results": [f"{RES}/{r.path}/errors_test.csv" for r in _runs],
-            "trainable": [f"{RES}/{r.path}/trainable.json" for r in _runs],
-        }
-        if _spec["kind"] == "learning_curve":
-            _inputs["trainsets"] = sorted({trainset_file(r) for r in _runs})
-    else:
-        _tables = {
-            "table": f"{RES}/tables/{_fig}_neb_profiles.csv",
-            "extra": f"{RES}/tables/{_fig}_neb_barriers.csv",
-        }
-        _inputs = {"results": [f"{RES}/{r.path}/neb.csv" for r in _runs]}
+for _fig in FIGURES:
+    _inputs = wf.figure_inputs(config, PATHS, _fig)
+    _tables = wf.figure_tables(config, PATHS, _fig)
+    _spec = json.dumps(figure_kinds.spec(config, _fig))
 
     rule:
         name:
@@ -34,16 +19,18 @@ for _fig, _spec in config["figures"].items():
         output:
             **_tables,
         params:
-            kind=_spec["kind"],
+            spec=_spec,
+            inputs=wf.role_args(_inputs),
+            outputs=wf.role_args(_tables),
         log:
-            f"{RES}/logs/collect/{_fig}.log",
+            PATHS.log("collect", _fig),
         benchmark:
-            f"{RES}/benchmarks/collect/{_fig}.tsv"
+            PATHS.bench("collect", _fig)
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "python -m mlipft.tables {params.kind} --inputs {input} --output {output.table} "
-            "--extra {output.extra} > {log} 2>&1"
+            "python -m mlipft.figures collect --spec {params.spec:q} --inputs {params.inputs} "
+            "--outputs {params.outputs} > {log} 2>&1"
 
     rule:
         name:
@@ -53,22 +40,26 @@ for _fig, _spec in config["figures"].items():
         input:
             **_tables,
         output:
-            png=f"{RES}/figures/{_fig}.png",
-            pdf=f"{RES}/figures/{_fig}.pdf",
+            png=report(
+                PATHS.figure(_fig, "png"),
+                caption="../report/figure.rst",
+                category="Figures",
+                subcategory=config["figures"][_fig]["kind"],
+                labels={"figure": _fig, "world": config["world"], "scale": SCALE},
+            ),
+            pdf=PATHS.figure(_fig, "pdf"),
         params:
-            kind=_spec["kind"],
-            labels=strategy_labels(_fig),
-            title=_spec["description"],
-            reference=REFERENCE_LABEL,
+            spec=_spec,
+            tables=wf.role_args(_tables),
+            caption=figure_kinds.caption(config, _fig),
         log:
-            f"{RES}/logs/plot/{_fig}.log",
+            PATHS.log("plot", _fig),
         benchmark:
-            f"{RES}/benchmarks/plot/{_fig}.tsv"
+            PATHS.bench("plot", _fig)
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "python -m mlipft.plots {params.kind} --table {input.table} --extra {input.extra} "
-            "--labels {params.labels:q} --title {params.title:q} --reference-label {params.reference:q} "
+            "python -m mlipft.figures plot --spec {params.spec:q} --tables {params.tables} "
             "--outputs {output.png} {output.pdf} > {log} 2>&1"
 
     rule:
@@ -76,11 +67,11 @@ for _fig, _spec in config["figures"].items():
             _fig
         localrule: True
         input:
-            figure_outputs(_fig),
+            PATHS.figure_outputs(_fig),
 
 
 rule all_figures:
     localrule: True
     input:
-        [figure_outputs(f) for f in FIGURES],
+        [PATHS.figure_outputs(f) for f in FIGURES],
     default_target: True

@@ -1,5 +1,6 @@
-# Training sets, replay sets, E0 fitting and one fine-tune per
-# (benchmark, training set, fraction, foundation, strategy, E0 mode, seed).
+# Training sets, E0 fitting and one fine-tune per point of the figures' grids:
+# (benchmark, training set, fraction, foundation, strategy, E0 mode, variant, seed).
+# Paths: mlipft.paths (PATHS); specs: mlipft.workflow.
 
 rule subsample_trainset:
     message:
@@ -7,11 +8,11 @@ rule subsample_trainset:
     input:
         lambda w: bench_file(w.benchmark, w.trainset),
     output:
-        f"{RES}/trainsets/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}.xyz",
+        PATHS.pattern("trainset"),
     log:
-        f"{RES}/logs/subsample_trainset/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}.log",
+        PATHS.pattern("log:subsample_trainset@trainset"),
     benchmark:
-        f"{RES}/benchmarks/subsample_trainset/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}.tsv"
+        PATHS.pattern("benchmark:subsample_trainset@trainset")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -28,14 +29,14 @@ rule fit_e0s:
         isolated=lambda w: bench_file(w.benchmark, "isolated_atoms"),
         valid=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["validsets"][w.trainset]),
     output:
-        f"{RES}/e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.json",
+        PATHS.pattern("e0s"),
     params:
         dtype=config["default_dtype"],
     threads: config["threads"]
     log:
-        f"{RES}/logs/fit_e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.log",
+        PATHS.pattern("log:fit_e0s@e0s"),
     benchmark:
-        f"{RES}/benchmarks/fit_e0s/{{benchmark}}/{{trainset}}/f{{fraction}}/seed{{seed}}/{{foundation}}.tsv"
+        PATHS.pattern("benchmark:fit_e0s@e0s")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -45,13 +46,13 @@ rule fit_e0s:
 
 rule finetune:
     message:
-        "Fine-tune {wildcards.strategy}: {wildcards.benchmark}/{wildcards.trainset} f{wildcards.fraction}, {wildcards.foundation}, E0s {wildcards.e0s}, seed {wildcards.seed}"
+        "Fine-tune {wildcards.strategy} ({wildcards.variant}): {wildcards.benchmark}/{wildcards.trainset} f{wildcards.fraction}, {wildcards.foundation}, E0s {wildcards.e0s}, seed {wildcards.seed}"
     input:
         unpack(finetune_inputs),
     output:
-        model=f"{RES}/{RUN}/model.model",
-        loss_curves=f"{RES}/{RUN}/loss_curves.csv",
-        trainable=f"{RES}/{RUN}/trainable.json",
+        model=PATHS.pattern("model"),
+        loss_curves=PATHS.pattern("loss_curves"),
+        trainable=PATHS.pattern("trainable"),
     params:
         spec=finetune_spec,
     threads: config["threads"]
@@ -59,9 +60,9 @@ rule finetune:
         runtime=60,
         mem_mb=4000,
     log:
-        f"{RES}/logs/finetune/{RUN}.log",
+        run_log("finetune"),
     benchmark:
-        f"{RES}/benchmarks/finetune/{RUN}.tsv"
+        run_benchmark("finetune")
     conda:
         "../envs/mlipft.yaml"
     shell:

@@ -7,49 +7,61 @@ message naming the config entry, before any job starts.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass
+import copy
 from pathlib import Path
 
 import yaml
 
-from .registry import RegistryError, check_flags, effective_e0_mode, strategies_from_config
+from .paths import Run, format_fraction
+from .registry import (RegistryError, check_flags, effective_e0_mode, strategies_from_config, strategy_from_config,
+                       variant_entry)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schemas" / "config.schema.yaml"
+#: The world-independent layer (strategy registry, variants, training defaults, figure grids),
+#: loaded first; a world's file (config/config.yaml, config/paper.yaml, your own) goes over it.
+SHARED = ROOT / "config" / "shared.yaml"
+#: Figure-grid axes, and the config key of each (a scalar or a list).
+GRID_AXES = {"benchmark": "benchmark", "trainset": "trainset", "foundation": "foundation",
+             "strategy": "strategies", "e0s": "e0s", "fraction": "fractions", "variant": "variants",
+             "seed": "seeds"}
 
 
 class ConfigError(ValueError):
     """A configuration entry that cannot work; the message names the entry."""
 
 
-@dataclass(frozen=True)
-class Run:
-    """One fine-tune: the wildcards of its directory."""
-
-    benchmark: str
-    trainset: str
-    fraction: str
-    foundation: str
-    strategy: str
-    e0s: str
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return (f"runs/{self.benchmark}/{self.trainset}/f{self.fraction}/{self.foundation}/"
-                f"{self.strategy}/e0-{self.e0s}/seed{self.seed}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def format_fraction(value: float) -> str:
-    return f"{float(value):g}"
-
-
 def load(path: str | Path) -> dict:
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, dictionaries merged key by key (Snakemake's ``update_config``)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_world(*paths: str | Path, shared: str | Path = SHARED) -> dict:
+    """The configuration Snakemake builds: ``config/shared.yaml``, then each world file over it
+    (``load_world(ROOT / "config/config.yaml")`` is the mini world), then :func:`resolve`."""
+    config = load(shared)
+    for path in paths:
+        config = merge(config, load(path))
+    return resolve(config)
+
+
+def resolve(config: dict) -> dict:
+    """Drop the figures a world declares unavailable (``unavailable_figures``, with the reason),
+    in place, and return the config. Run after layering, before validation."""
+    for name in config.get("unavailable_figures", {}) or {}:
+        config.get("figures", {}).pop(name, None)
+    return config
 
 
 def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
@@ -61,6 +73,8 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
+        if err.validator == "oneOf" and list(err.absolute_path)[:1] == ["figures"] and isinstance(err.instance, dict):
+            err = _figure_branch_error(err, schema)
         where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
         message = err.message
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
@@ -69,6 +83,38 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
             message = (f"unknown key(s) {unknown}; allowed: {sorted(known)}"
                        + (" (and x-* anchors)" if "^x-" in err.schema.get("patternProperties", {}) else ""))
         raise ConfigError(f"config entry {where}: {message}")
+
+
+def _figure_branch_error(err, schema: dict):
+    """A figure failed every kind's branch: report the error of the branch of its own kind (or
+    that its kind is unknown), not jsonschema's "is not valid under any of the given schemas"."""
+    import jsonschema
+
+    kinds = {}
+    for ref in err.schema["oneOf"]:
+        name = ref["$ref"].rsplit("/", 1)[-1]
+        branch = schema["$defs"][name]
+        kinds[branch["properties"]["kind"]["const"]] = name
+    kind = err.instance.get("kind")
+    if kind not in kinds:
+        return _Message(list(err.absolute_path) + ["kind"], f"{kind!r} is not a figure kind (schema branches: {sorted(kinds)})")
+    sub = {**schema, "$ref": f"#/$defs/{kinds[kind]}"}
+    sub.pop("properties", None), sub.pop("required", None), sub.pop("allOf", None)
+    sub.pop("additionalProperties", None), sub.pop("patternProperties", None)
+    inner = sorted(jsonschema.Draft202012Validator(sub).iter_errors(err.instance), key=lambda e: list(e.absolute_path))
+    if not inner:
+        return err
+    # an invalid value also makes its key "unevaluated": report the value's own error first
+    first = next((e for e in inner if e.validator != "unevaluatedProperties"), inner[0])
+    message = first.message
+    if first.validator == "unevaluatedProperties":
+        message = f"{message} (allowed for kind {kind}: see $defs/{kinds[kind]} and $defs/figure_grid)"
+    return _Message(list(err.absolute_path) + list(first.absolute_path), message)
+
+
+class _Message:
+    def __init__(self, path, message):
+        self.absolute_path, self.message, self.validator, self.instance, self.schema = path, message, None, None, {}
 
 
 def corpus_parts(corpus: str | list[str] | None) -> list[str]:
@@ -84,9 +130,48 @@ def corpus_name(corpus: str | list[str]) -> str:
     return "+".join(corpus_parts(corpus))
 
 
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def strategy_names(config: dict, figure: str) -> list[str]:
-    wanted = config["figures"][figure]["strategies"]
-    return list(config["strategies"]) if wanted == "all" else list(wanted)
+    return grid(config, figure)["strategy"]
+
+
+def grid(config: dict, figure: str) -> dict[str, list]:
+    """The axes of a figure's experiment grid, each a list: benchmark, trainset, foundation (the
+    world's ``main_foundation`` when unset), strategy (``all``: the registry), e0s, fraction,
+    variant (``base`` when unset) and seed."""
+    fig = config["figures"][figure]
+    axes = {}
+    for axis, key in GRID_AXES.items():
+        value = fig.get(key)
+        if value is None and axis == "foundation":
+            value = config.get("main_foundation")
+        if value is None and axis == "variant":
+            value = "base"
+        if value is None and axis == "trainset":
+            value = "train"
+        if value == "all" and axis in ("strategy", "foundation"):
+            value = list(config["strategies" if axis == "strategy" else "foundations"])
+        axes[axis] = as_list(value)
+    axes["fraction"] = [format_fraction(f) for f in axes["fraction"]]
+    return axes
+
+
+def evalsets(config: dict, figure: str) -> list[str]:
+    """Evaluation sets a figure's error analyses run on (``test`` when unset)."""
+    return as_list(config["figures"][figure].get("evalsets", "test"))
+
+
+def benchmark_evalsets(config: dict, benchmark: str) -> dict[str, dict]:
+    """A benchmark's evaluation sets: ``test`` (its test file) and every entry of ``evalsets``,
+    each as ``{"file": <benchmark file stem>}`` or ``{"corpus": <corpus>, "file": ...}``."""
+    bench = config["benchmarks"][benchmark]
+    sets = {"test": {"file": bench["test"]}}
+    for name, spec in (bench.get("evalsets") or {}).items():
+        sets[name] = {"file": spec} if isinstance(spec, str) else dict(spec)
+    return sets
 
 
 def check(config: dict, root: str | Path = ROOT) -> None:
@@ -153,6 +238,19 @@ def check(config: dict, root: str | Path = ROOT) -> None:
     if testset is not None and testset not in scale.get("corpora", {}):
         raise ConfigError(f"config entry foundation_testset: {testset!r} is not a corpus of scale "
                           f"{config['scale']!r} (defined: {sorted(scale.get('corpora', {}))})")
+    check_variants(config)
+    for name, bench in config["benchmarks"].items():
+        for evalset, spec in benchmark_evalsets(config, name).items():
+            corpus = spec.get("corpus")
+            if corpus is not None and (config["world"] != "mini" or corpus not in scale.get("corpora", {})):
+                raise ConfigError(f"config entry benchmarks.{name}.evalsets.{evalset}.corpus: {corpus!r} is not a "
+                                  f"corpus of scale {config['scale']!r}")
+    main = config.get("main_foundation")
+    if main is not None and main not in config["foundations"]:
+        raise ConfigError(f"config entry main_foundation: unknown foundation {main!r} (defined: {sorted(config['foundations'])})")
+    for name in config.get("unavailable_figures") or {}:
+        if name in config["figures"]:
+            raise ConfigError(f"config entry unavailable_figures.{name}: the figure is still defined (resolve() drops it)")
     for name, fig in config["figures"].items():
         check_figure(config, name, fig, strategies)
     if "sources" in config and not (Path(root) / config["sources"]).exists():
@@ -162,53 +260,65 @@ def check(config: dict, root: str | Path = ROOT) -> None:
 
 
 def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
+    """Every axis value of the grid exists, every combination can run, and the kind's own checks."""
+    from . import figures
+
     where = f"config entry figures.{name}"
-    if fig["benchmark"] not in config["benchmarks"]:
-        raise ConfigError(f"{where}.benchmark: unknown benchmark {fig['benchmark']!r} "
-                          f"(defined: {sorted(config['benchmarks'])})")
-    bench = config["benchmarks"][fig["benchmark"]]
-    if fig["trainset"] not in bench["trainsets"]:
-        raise ConfigError(f"{where}.trainset: {fig['trainset']!r} is not a training set of "
-                          f"{fig['benchmark']} (defined: {bench['trainsets']})")
-    if fig["foundation"] not in config["foundations"]:
-        raise ConfigError(f"{where}.foundation: unknown foundation {fig['foundation']!r} "
-                          f"(defined: {sorted(config['foundations'])})")
-    if fig["strategies"] != "all":
-        for strat in fig["strategies"]:
-            if strat not in strategies:
-                raise ConfigError(f"{where}.strategies: unknown strategy {strat!r} (defined: {sorted(strategies)})")
-    for value in fig["fractions"]:
+    axes = grid(config, name)
+    known = {"benchmark": config["benchmarks"], "foundation": config["foundations"], "strategy": strategies,
+             "variant": {"base": None, **(config.get("variants") or {})}}
+    for axis, values in axes.items():
+        if axis in known:
+            for value in values:
+                if value not in known[axis]:
+                    key = GRID_AXES[axis] if axis != "foundation" or "foundation" in fig else "foundation (main_foundation)"
+                    raise ConfigError(f"{where}.{key}: unknown {axis} {value!r} (defined: {sorted(known[axis])})")
+    for bench in axes["benchmark"]:
+        trainsets = config["benchmarks"][bench]["trainsets"]
+        for trainset in axes["trainset"]:
+            if trainset not in trainsets:
+                raise ConfigError(f"{where}.trainset: {trainset!r} is not a training set of {bench} "
+                                  f"(defined: {trainsets})")
+        defined = benchmark_evalsets(config, bench)
+        for evalset in evalsets(config, name):
+            if evalset not in defined:
+                raise ConfigError(f"{where}.evalsets: {evalset!r} is not an evaluation set of {bench} "
+                                  f"(defined: {sorted(defined)}; benchmarks.{bench}.evalsets)")
+    for value in axes["fraction"]:
         if not 0.0 < float(value) <= 1.0:
             raise ConfigError(f"{where}.fractions: {value} is outside (0, 1]")
-    for strat in strategy_names(config, name):
-        try:
-            effective_e0_mode(strategies[strat], fig["e0s"])
-        except RegistryError as err:
-            raise ConfigError(f"{where}: {err}") from err
-    n_fractions = len(set(map(float, fig["fractions"])))
-    if fig["kind"] == "learning_curve" and n_fractions < 2:
-        raise ConfigError(f"{where}.fractions: a learning_curve figure needs at least two different fractions")
-    if fig["kind"] == "test_errors" and n_fractions > 1:
-        raise ConfigError(f"{where}.fractions: a test_errors figure compares strategies at one training-set "
-                          f"size; for several fractions use kind: learning_curve")
-    if fig["kind"] == "neb_profiles" and not fig.get("neb_reactions"):
-        raise ConfigError(f"{where}.neb_reactions: a neb_profiles figure needs the reactions to compare")
-    if "neb_reactions" in fig:
-        if fig["benchmark"] != "sn2":
-            raise ConfigError(f"{where}.neb_reactions: only the sn2 benchmark has reaction paths")
-        if config["world"] == "mini":
-            from .mini.sn2 import parse_reaction
+    for strat in axes["strategy"]:
+        for mode in axes["e0s"]:
+            try:
+                effective_e0_mode(strategies[strat], mode)
+            except RegistryError as err:
+                raise ConfigError(f"{where}: {err}") from err
+        for variant in axes["variant"]:
+            try:
+                strategy_from_config(strat, variant_entry(config, strat, variant))
+            except RegistryError as err:
+                raise ConfigError(f"{where}.variants: {variant} on strategy {strat}: {err}") from err
+    try:
+        kind = figures.kind(fig["kind"])
+    except KeyError as err:
+        raise ConfigError(f"{where}.kind: {err.args[0]}") from None
+    message = kind.check(config, name, fig, axes)
+    if message:
+        raise ConfigError(f"{where}{message}")
 
-            for reaction in fig["neb_reactions"]:
-                try:
-                    parse_reaction(reaction)
-                except ValueError as err:
-                    raise ConfigError(f"{where}.neb_reactions: {err}") from err
-            generated = config["scales"][config["scale"]]["benchmarks"]["sn2"].get("reactions", [])
-            missing = [r for r in fig["neb_reactions"] if generated and r not in generated]
-            if missing:
-                raise ConfigError(f"{where}.neb_reactions: {missing} are not generated at scale "
-                                  f"{config['scale']!r} (scales.{config['scale']}.benchmarks.sn2.reactions)")
+
+def check_variants(config: dict) -> None:
+    variants = config.get("variants") or {}
+    for name, spec in variants.items():
+        where = f"config entry variants.{name}"
+        if name == "base" and (spec.get("mace_args") or spec.get("replay") or spec.get("epochs_factor", 1) != 1):
+            raise ConfigError(f"{where}: the base variant is the strategy as registered; it takes no overrides")
+        try:
+            check_flags(spec.get("mace_args") or {}, f"{where}.mace_args")
+        except RegistryError as err:
+            raise ConfigError(str(err)) from err
+        if spec.get("replay") and spec["replay"] not in config["replay"]:
+            raise ConfigError(f"{where}.replay: unknown replay set {spec['replay']!r} (defined: {sorted(config['replay'])})")
 
 
 def check_paper(config: dict, root: str | Path = ROOT) -> None:
@@ -259,19 +369,28 @@ def check_paper(config: dict, root: str | Path = ROOT) -> None:
                 parse_paper_reaction(reaction)
             except ValueError as err:
                 raise ConfigError(f"config entry figures.{name}.neb_reactions: {err}") from err
-        if fig["kind"] == "neb_profiles" and "reference_neb" not in RECIPES[config["benchmarks"][fig["benchmark"]]["recipe"]]["files"]:
-            raise ConfigError(f"config entry figures.{name}: benchmark {fig['benchmark']} has no reference NEB paths")
+        if fig["kind"] == "neb_profiles":
+            for bench in as_list(fig["benchmark"]):
+                if "reference_neb" not in RECIPES[config["benchmarks"][bench]["recipe"]]["files"]:
+                    raise ConfigError(f"config entry figures.{name}: benchmark {bench} has no reference NEB paths")
 
 
 def runs_for_figure(config: dict, figure: str) -> list[Run]:
-    """Every fine-tune a figure needs."""
-    fig = config["figures"][figure]
+    """Every fine-tune of a figure: the product of its grid's axes (a strategy's own E0 mode
+    replaces the figure's, so from-scratch runs collapse onto isolated E0s), without repeats."""
+    import itertools
+
+    axes = grid(config, figure)
     strategies = strategies_from_config(config)
     runs = []
-    for strat in strategy_names(config, figure):
-        e0 = effective_e0_mode(strategies[strat], fig["e0s"])
-        for fraction in fig["fractions"]:
-            for seed in fig["seeds"]:
-                runs.append(Run(fig["benchmark"], fig["trainset"], format_fraction(fraction),
-                                fig["foundation"], strat, e0, int(seed)))
+    for bench, trainset, fraction, found, strat, e0, variant, seed in itertools.product(
+            *(axes[a] for a in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "variant", "seed"))):
+        run = Run(bench, trainset, fraction, found, strat, effective_e0_mode(strategies[strat], e0), variant, int(seed))
+        if run not in runs:
+            runs.append(run)
     return runs
+
+
+def unique_runs(config: dict) -> list[Run]:
+    """Every fine-tune over all figures, each once (a run shared by figures is trained once)."""
+    return sorted({run for fig in config["figures"] for run in runs_for_figure(config, fig)})

@@ -16,6 +16,7 @@ guarding against mace-torch 0.3.16's traps (facts.md section 2):
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,3 +205,26 @@ def build_args(strategy: Strategy, run: RunSpec) -> list[str]:
     for key, value in merged.items():
         args += _render(key, value, kinds)
     return args
+
+
+def variant_entry(config: dict, strategy: str, variant: str) -> dict:
+    """The strategy's config entry with a named variant applied: the variant's ``mace_args``
+    over the strategy's, and its ``replay`` set (multihead strategies only). ``base`` is the
+    strategy as registered. Epochs are not a mace flag of the registry (``max_num_epochs`` is
+    the workflow's): the variant's ``epochs_factor`` is applied by the run's spec."""
+    entry = copy.deepcopy(config["strategies"][strategy])
+    if variant == "base":
+        return entry
+    spec = (config.get("variants") or {}).get(variant)
+    if spec is None:
+        raise RegistryError(f"unknown variant {variant!r} (defined: {sorted(config.get('variants') or {})})")
+    entry["mace_args"] = {**entry.get("mace_args", {}), **(spec.get("mace_args") or {})}
+    if spec.get("replay"):
+        if not entry.get("multihead"):
+            raise RegistryError(f"variant {variant} sets a replay set, but strategy {strategy} is not multihead")
+        entry["replay"] = spec["replay"]
+    return entry
+
+
+def epochs_factor(config: dict, variant: str) -> float:
+    return float(((config.get("variants") or {}).get(variant) or {}).get("epochs_factor", 1))

@@ -1,0 +1,98 @@
+"""What the figure kinds share: reading per-run files into tidy tables (the run's keys read
+back from its path by :mod:`mlipft.paths`), summary errors, the plot style and saving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import atomic_path, xyz_frame_sizes
+from ..paths import RUN_KEYS, parse_run, parse_trainset
+
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+         "xtick.labelsize": 8, "ytick.labelsize": 8}
+#: Grid axes a figure may vary besides the strategy (the hue of its panels when they do).
+SETTING_AXES = ("benchmark", "trainset", "foundation", "e0s", "variant")
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    first = [k for k in RUN_KEYS if k in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def collect_runs(files: list[str | Path]) -> pd.DataFrame:
+    """Per-run CSVs concatenated, in the given order, with the run's keys (read from each
+    file's path) as the first columns."""
+    frames = []
+    for path in files:
+        keys = parse_run(path).keys()
+        frame = pd.read_csv(path)
+        for k, v in keys.items():  # the path is the truth (a file's own key columns are replaced)
+            frame[k] = v
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no result files to collect")
+    return _ordered(pd.concat(frames, ignore_index=True))
+
+
+def trainable(files: list[str | Path]) -> pd.DataFrame:
+    """One row per run from its ``trainable.json``: parameters trained, total, share, heads."""
+    rows = []
+    for path in files:
+        info = json.loads(Path(path).read_text())
+        rows.append({**parse_run(path).keys(), "trainable": info["trainable"], "total_parameters": info["total"],
+                     "trainable_fraction": info["fraction"], "heads": "+".join(info["heads"])})
+    if not rows:
+        raise ValueError("no trainable.json files to collect")
+    return _ordered(pd.DataFrame(rows))
+
+
+def error_summary(files: list[str | Path]) -> pd.DataFrame:
+    """RMSE/MAE per run and evaluation set from per-structure error files (mlipft.analysis.errors)."""
+    from ..analysis.errors import summary
+
+    structures = collect_runs(files)
+    keys = [k for k in RUN_KEYS if k in structures.columns] + ["evalset"]
+    return summary(structures.astype({k: str for k in keys}), keys)
+
+
+def training_set_sizes(files: list[str | Path]) -> pd.DataFrame:
+    """Configurations in each training subset (the subsample rule's output, isolated atoms
+    already removed), one row per file."""
+    rows = [{**parse_trainset(path), "n_train": len(xyz_frame_sizes(path))} for path in files]
+    return pd.DataFrame(rows, columns=["benchmark", "trainset", "fraction", "seed", "n_train"])
+
+
+def settings(frame: pd.DataFrame, spec: dict) -> pd.Series:
+    """A label per row naming the grid axes that vary in the figure besides the strategy
+    (foundation, E0s, variant, ...); empty when only strategies vary."""
+    varying = [a for a in SETTING_AXES if len(spec["axes"].get(a, [])) > 1]
+    if not varying:
+        return pd.Series([""] * len(frame), index=frame.index)
+    names = {"variant": spec.get("variant_labels", {})}
+
+    def label(row):
+        return ", ".join(names.get(a, {}).get(str(row[a]), f"E0s {row[a]}" if a == "e0s" else str(row[a]))
+                         for a in varying)
+
+    return frame.apply(label, axis=1)
+
+
+def save(fig, outputs: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=200, bbox_inches="tight", format=Path(out).suffix[1:])
+    plt.close(fig)
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

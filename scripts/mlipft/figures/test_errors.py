@@ -1,0 +1,81 @@
+"""Energy and force errors of every strategy at one training-set size, on one or more
+evaluation sets (rows of panels), with each strategy's share of trained parameters; several
+foundations, E0 modes or variants in the grid are told apart by colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .common import STYLE, error_summary, pyplot, save, settings, trainable
+
+DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) per strategy on each evaluation set, "
+               "from per-structure errors; bars are means over seeds, dots single seeds.")
+TABLES = ("errors", "trainable")
+PANELS = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
+
+
+def check(config, name, fig, axes):
+    if len(axes["fraction"]) > 1:
+        return (".fractions: a test_errors figure compares strategies at one training-set size; for several "
+                "fractions use kind: learning_curve")
+    return None
+
+
+def inputs(config, name, runs, paths):
+    from ..config import evalsets
+
+    return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
+            "trainable": [paths.run_file(r, "trainable") for r in runs]}
+
+
+def collect(inputs, spec):
+    return {"errors": error_summary(inputs["errors"]), "trainable": trainable(inputs["trainable"])}
+
+
+def plot(tables, spec, outputs):
+    errors, train = tables["errors"], tables["trainable"]
+    plt = pyplot()
+    import seaborn as sns
+
+    labels = spec["labels"]
+    order = [s for s in labels if s in set(errors.strategy)]
+    frac = train.groupby("strategy")["trainable_fraction"].mean()
+    ticks = [f"{labels[s]}\n({100 * frac.get(s, np.nan):.1f} % trained)" for s in order]
+    errors = errors.assign(setting=settings(errors, spec))
+    hues = list(dict.fromkeys(errors.setting))
+    evalsets = [e for e in spec["evalsets"] if e in set(errors.evalset)]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(len(evalsets), 2, figsize=(11 + 0.8 * (len(hues) - 1), 3.6 * len(evalsets)),
+                                 squeeze=False)
+        for row, evalset in enumerate(evalsets):
+            for ax, (metric, ylabel) in zip(axes[row], PANELS):
+                data = errors[(errors.metric == metric) & (errors.evalset == evalset)]
+                hue = dict(hue="setting", hue_order=hues, palette="colorblind") if len(hues) > 1 else dict(color="#8fb3d9")
+                sns.barplot(data=data, x="strategy", y="value", order=order, ax=ax, errorbar=None, **hue)
+                sns.stripplot(data=data, x="strategy", y="value", order=order, ax=ax, color="k", size=3,
+                              **({"hue": "setting", "hue_order": hues, "dodge": True, "palette": ["k"] * len(hues),
+                                  "legend": False} if len(hues) > 1 else {}))
+                ax.set_xticks(range(len(order)), ticks, rotation=45, ha="right")
+                ax.set_xlabel("")
+                ax.set_ylabel(ylabel if len(evalsets) == 1 else f"{ylabel}\non {evalset}")
+                values = data.value[data.value > 0]
+                if len(values) and values.max() / values.min() > 30:  # decades apart: log, bars from the floor
+                    ax.set_yscale("log")
+                    ax.set_ylabel(ax.get_ylabel() + ", log scale")
+                elif len(values):  # linear from zero, so bar lengths compare as ratios
+                    ax.set_ylim(0, 1.12 * values.max())
+                if len(hues) == 1:
+                    for i, s in enumerate(order):
+                        v = data[data.strategy == s]["value"].mean()
+                        ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom",
+                                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+                elif ax.get_legend() is not None:
+                    ax.get_legend().remove()
+        if len(hues) > 1:
+            handles, names = axes[0, 0].get_legend_handles_labels()
+            fig.legend(handles[:len(hues)], names[:len(hues)], loc="lower center", ncol=min(4, len(hues)),
+                       frameon=False)
+        fig.suptitle(spec["description"])
+        fig.tight_layout(rect=(0, 0.05 * (len(hues) > 1) * ((len(hues) + 3) // 4), 1, 1))
+        save(fig, outputs)

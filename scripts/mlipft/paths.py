@@ -1,0 +1,215 @@
+"""Every path of the workflow, formatted and parsed in one place (showyourwork's ``paths``,
+PyPSA's path providers).
+
+Rules, tables, figures and tests build paths with :class:`Paths` and read the run keys back out
+of them with :func:`parse_run` / :func:`parse_trainset`; no other code composes or parses a path.
+Each path exists in two forms: a concrete one for a :class:`Run` (or keys), and a Snakemake
+pattern with ``{wildcards}`` (``Paths.pattern(...)``), built from the same template.
+
+Layout under the results root (``results/<scale>/`` by default)::
+
+    trainsets/<benchmark>/<trainset>/f<fraction>/seed<seed>.xyz          subsampled training set
+    e0s/<benchmark>/<trainset>/f<fraction>/seed<seed>/<foundation>.json  every E0 mode of it
+    replay/<benchmark>/<replay>.xyz                                      replay set of a benchmark
+    runs/<benchmark>/<trainset>/f<fraction>/<foundation>/<strategy>/e0-<e0s>/v-<variant>/seed<seed>/
+        model.model  loss_curves.csv  trainable.json                     the fine-tune
+        errors/<evalset>.csv                                             per-structure errors
+        neb.csv                                                          an analysis's table
+    tables/<figure>_<table>.csv    figures/<figure>.{png,pdf}
+    logs/<rule>/<key>.log          benchmarks/<rule>/<key>.tsv
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path, PurePosixPath
+
+#: The axes of a run, in directory order.
+RUN_KEYS = ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "variant", "seed")
+TRAINSET_KEYS = ("benchmark", "trainset", "fraction", "seed")
+
+RUN = ("runs/{benchmark}/{trainset}/f{fraction}/{foundation}/{strategy}/e0-{e0s}/v-{variant}/"
+       "seed{seed}")
+TRAINSET = "trainsets/{benchmark}/{trainset}/f{fraction}/seed{seed}.xyz"
+E0S = "e0s/{benchmark}/{trainset}/f{fraction}/seed{seed}/{foundation}.json"
+REPLAY = "replay/{benchmark}/{replay}.xyz"
+#: Files of a run directory: the fine-tune's artifacts and each analysis's table.
+RUN_FILES = {
+    "model": "model.model",
+    "loss_curves": "loss_curves.csv",
+    "trainable": "trainable.json",
+    "errors": "errors/{evalset}.csv",
+    "predictions": "errors/{evalset}_predictions.xyz",  # temporary: mace_eval_configs output
+    "neb": "neb.csv",
+}
+TABLE = "tables/{figure}_{table}.csv"
+FIGURE = "figures/{figure}.{ext}"
+
+#: Wildcard constraints of every pattern (Snakemake's ``wildcard_constraints``).
+CONSTRAINTS = {
+    "benchmark": r"[A-Za-z0-9]+",
+    "trainset": r"[A-Za-z0-9_]+",
+    "fraction": r"[0-9.e-]+",
+    "foundation": r"[A-Za-z0-9_]+",
+    "strategy": r"[A-Za-z0-9_]+",
+    "e0s": r"average|estimated|foundation|isolated",
+    "variant": r"[A-Za-z0-9_]+",
+    "seed": r"\d+",
+    "evalset": r"[A-Za-z0-9_]+",
+    "replay": r"[A-Za-z0-9_]+",
+    "corpus": r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*",  # a corpus, or a union a+b (its E0s only)
+}
+
+
+def format_fraction(value: float | str) -> str:
+    """The directory form of a training-set fraction: ``1.0`` -> ``1``, ``0.10`` -> ``0.1``."""
+    return f"{float(value):g}"
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One fine-tune: a point of a figure's grid, and the keys of its directory."""
+
+    benchmark: str
+    trainset: str
+    fraction: str
+    foundation: str
+    strategy: str
+    e0s: str
+    variant: str
+    seed: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "fraction", format_fraction(self.fraction))
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @property
+    def path(self) -> str:
+        return RUN.format(**self.as_dict())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def keys(self) -> dict[str, str]:
+        """The run's keys as strings (the columns every per-run table carries)."""
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @property
+    def trainset_keys(self) -> dict:
+        return {k: getattr(self, k) for k in TRAINSET_KEYS}
+
+
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def _parse(template: str, path: str | Path, anchor: str) -> dict[str, str]:
+    """Keys of ``path`` under ``template`` (anchored at the last ``anchor`` folder), exact or error."""
+    import re
+
+    parts = PurePosixPath(Path(path).as_posix()).parts
+    if anchor not in parts:
+        raise ValueError(f"{path}: not under a {anchor}/ folder ({template})")
+    i = len(parts) - 1 - parts[::-1].index(anchor)
+    rest = "/".join(parts[i:])
+    regex = ""
+    for literal, name, _, _ in string.Formatter().parse(template):
+        regex += re.escape(literal)
+        if name:
+            regex += f"(?P<{name}>{CONSTRAINTS.get(name, '[^/]+')})"
+    match = re.match(regex + "(?:/|$)", rest)
+    if not match:
+        raise ValueError(f"{path}: does not match {template}")
+    return match.groupdict()
+
+
+def parse_run(path: str | Path) -> Run:
+    """The run whose directory holds ``path`` (a file of it, or the directory itself)."""
+    keys = _parse(RUN, path, "runs")
+    return Run(**{f.name: keys[f.name] for f in fields(Run)})
+
+
+def parse_trainset(path: str | Path) -> dict[str, str]:
+    """Benchmark, training set, fraction and seed of a training subset's path."""
+    return _parse(TRAINSET, path, "trainsets")
+
+
+class Paths:
+    """Paths under one results root (and, for inputs, one data root)."""
+
+    def __init__(self, results: str | Path, data: str | Path = "data"):
+        self.results = str(results).rstrip("/")
+        self.data = str(data).rstrip("/")
+
+    def _res(self, template: str, **keys) -> str:
+        return f"{self.results}/{template.format(**keys)}"
+
+    # ---- Snakemake patterns (wildcards left in) ----
+    def pattern(self, name: str, **fixed) -> str:
+        """A pattern of :data:`RUN_FILES` (``run/<file>``), ``run``, ``trainset``, ``e0s``,
+        ``replay``, ``log:<rule>``, ``benchmark:<rule>`` (for a run rule) with wildcards in
+        braces; ``fixed`` fills some of them."""
+        template = self.template(name)
+        keep = {k: "{" + k + "}" for k in _fields(template)}
+        keep.update(fixed)
+        return f"{self.results}/{template.format(**keep)}"
+
+    def template(self, name: str) -> str:
+        kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE}
+        if name in kinds:
+            return kinds[name]
+        if name in RUN_FILES:
+            return f"{RUN}/{RUN_FILES[name]}"
+        for prefix, root, ext in (("log:", "logs", "log"), ("benchmark:", "benchmarks", "tsv")):
+            if name.startswith(prefix):
+                rule, _, of = name[len(prefix):].partition("@")
+                base = self.template(of or "run")
+                return f"{root}/{rule}/{base.removesuffix('.xyz').removesuffix('.json')}.{ext}"
+        raise KeyError(f"no path template {name!r}")
+
+    # ---- concrete paths ----
+    def run_dir(self, run: Run) -> str:
+        return f"{self.results}/{run.path}"
+
+    def run_file(self, run: Run, name: str, **keys) -> str:
+        return f"{self.run_dir(run)}/{RUN_FILES[name].format(**keys)}"
+
+    def errors(self, run: Run, evalset: str) -> str:
+        return self.run_file(run, "errors", evalset=evalset)
+
+    def trainset(self, run: Run | None = None, **keys) -> str:
+        keys = run.trainset_keys if run is not None else keys
+        return self._res(TRAINSET, **{**keys, "fraction": format_fraction(keys["fraction"])})
+
+    def e0s(self, run: Run) -> str:
+        return self._res(E0S, **run.as_dict())
+
+    def replay(self, benchmark: str, replay: str) -> str:
+        return self._res(REPLAY, benchmark=benchmark, replay=replay)
+
+    def table(self, figure: str, table: str) -> str:
+        return self._res(TABLE, figure=figure, table=table)
+
+    def figure(self, figure: str, ext: str) -> str:
+        return self._res(FIGURE, figure=figure, ext=ext)
+
+    def figure_outputs(self, figure: str) -> list[str]:
+        return [self.figure(figure, "png"), self.figure(figure, "pdf")]
+
+    def log(self, rule: str, key: str) -> str:
+        return f"{self.results}/logs/{rule}/{key}.log"
+
+    def bench(self, rule: str, key: str) -> str:
+        return f"{self.results}/benchmarks/{rule}/{key}.tsv"
+
+    # ---- inputs (data/) ----
+    def bench_file(self, benchmark: str, name: str) -> str:
+        """A file of a benchmark: ``name`` is an extxyz stem (``test``) or a file name with suffix."""
+        return f"{self.data}/benchmarks/{benchmark}/{name if '.' in name else name + '.xyz'}"
+
+    def foundation_model(self, name: str) -> str:
+        return f"{self.data}/foundations/{name}/model.model"
+
+    def corpus_file(self, corpus: str, name: str) -> str:
+        return f"{self.data}/corpora/{corpus}/{name}"

@@ -1,0 +1,236 @@
+"""What the rules need from the configuration: job specs, input lists and arguments.
+
+The rule files stay thin (inputs, outputs, params, resources, log, benchmark, conda and a call
+into the package); everything they compute from the config is here, where it is unit-tested.
+Paths come from :class:`mlipft.paths.Paths`; Snakemake-only wrappers (``ancient``, ``unpack``)
+stay in ``rules/common.smk``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+from pathlib import Path
+
+from . import config as cfg
+from .paths import Paths, Run
+from .registry import epochs_factor, strategy_from_config, variant_entry
+
+
+def scale(config: dict) -> dict:
+    return config["scales"][config["scale"]]
+
+
+def paths(config: dict) -> Paths:
+    """The results root (``results_dir``, default ``results/<scale>``) and the data root
+    (``data/<world>/<scale>``)."""
+    return Paths(config.get("results_dir", f"results/{config['scale']}"),
+                 f"data/{config['world']}/{config['scale']}")
+
+
+# ---- fine-tunes ----
+
+def run_of(wildcards) -> Run:
+    """The run of a job's wildcards."""
+    return Run(**{k: wildcards[k] for k in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s",
+                                             "variant", "seed")})
+
+
+def finetune_inputs(config: dict, p: Paths, run: Run) -> dict[str, str]:
+    """Training subset, validation file, E0s, foundation and (multihead) replay set of a run."""
+    entry = variant_entry(config, run.strategy, run.variant)
+    bench = config["benchmarks"][run.benchmark]
+    inputs = {
+        "train": p.trainset(run),
+        "valid": p.bench_file(run.benchmark, bench["validsets"][run.trainset]),
+        "e0s": p.e0s(run),
+        "foundation": p.foundation_model(run.foundation),
+    }
+    if entry.get("multihead"):
+        inputs["replay"] = p.replay(run.benchmark, entry["replay"])
+    return inputs
+
+
+def finetune_spec(config: dict, run: Run, inputs) -> str:
+    """The JSON spec of one fine-tune (mlipft.train): the strategy with the run's variant
+    applied, its E0 mode, files, epochs (times the variant's factor) and shared settings."""
+    entry = variant_entry(config, run.strategy, run.variant)
+    strategy = strategy_from_config(run.strategy, entry)
+    found = config["foundations"][run.foundation]
+    sc = scale(config)["finetune"]
+    epochs = max(1, round(sc["max_num_epochs"] * epochs_factor(config, run.variant)))
+    return json.dumps({
+        "strategy_name": run.strategy, "strategy": entry,
+        "e0_mode": run.e0s, "name": run.strategy, "seed": int(run.seed),
+        "train_file": inputs["train"], "valid_file": inputs["valid"],
+        "foundation_model": inputs["foundation"] if strategy.uses_foundation else None,
+        "replay_file": inputs.get("replay"),
+        "num_samples_pt": sc.get("num_samples_pt"),
+        "max_num_epochs": epochs, "batch_size": sc["batch_size"],
+        "device": config["device"], "default_dtype": config["default_dtype"],
+        "common": config["training"]["common"],
+        "compute_stress": bool(config["benchmarks"][run.benchmark].get("compute_stress", False)),
+        # a from-scratch model knows only the benchmark's elements (whose E0s it is given)
+        "scratch_model": {k: v for k, v in found.get("model", {}).items() if k != "atomic_numbers"},
+    })
+
+
+def pretrain_spec(config: dict, foundation: str, train: list[str], valid: list[str]) -> str:
+    found = config["foundations"][foundation]
+    entry = {"uses_foundation": False, "multihead": False, "mace_args": found["model"]}
+    sc = scale(config)["pretrain"]
+    return json.dumps({
+        "strategy_name": f"pretrain_{foundation}", "strategy": entry,
+        "e0_mode": "average", "name": foundation, "seed": config["seed"],
+        "train_file": list(train), "valid_file": list(valid), "corpus_fraction": found.get("corpus_fraction"),
+        "corpus_filter": config.get("corpus_filter"),
+        "max_num_epochs": sc["max_num_epochs"], "batch_size": sc["batch_size"],
+        "device": config["device"], "default_dtype": config["default_dtype"],
+        "common": {**config["training"]["common"], **config["training"].get("pretrain", {})},
+    })
+
+
+# ---- analyses ----
+
+def evalset_file(config: dict, p: Paths, benchmark: str, evalset: str) -> str:
+    """The extxyz of a benchmark's evaluation set (mlipft.config.benchmark_evalsets)."""
+    spec = cfg.benchmark_evalsets(config, benchmark)[evalset]
+    if "corpus" in spec:
+        return p.corpus_file(spec["corpus"], "test.xyz")
+    return p.bench_file(benchmark, spec["file"])
+
+
+def neb_reactions(config: dict, benchmark: str) -> list[str]:
+    """Every reaction some NEB figure asks of this benchmark (each run computes them all once)."""
+    reactions = set()
+    for name, fig in config["figures"].items():
+        if fig["kind"] == "neb_profiles" and benchmark in cfg.as_list(fig["benchmark"]):
+            reactions.update(fig["neb_reactions"])
+    return sorted(reactions)
+
+
+# ---- figures ----
+
+def figure_inputs(config: dict, p: Paths, figure: str) -> dict[str, list[str]]:
+    from . import figures
+
+    kind = figures.kind(config["figures"][figure]["kind"])
+    return kind.inputs(config, figure, cfg.runs_for_figure(config, figure), p)
+
+
+def figure_tables(config: dict, p: Paths, figure: str) -> dict[str, str]:
+    from . import figures
+
+    return {t: p.table(figure, t) for t in figures.kind(config["figures"][figure]["kind"]).TABLES}
+
+
+def role_args(files: dict[str, list[str] | str]) -> str:
+    """``role=path`` arguments of ``python -m mlipft.figures`` (shell-quoted)."""
+    return " ".join(shlex.quote(f"{role}={path}") for role, paths in files.items()
+                    for path in ([paths] if isinstance(paths, str) else paths))
+
+
+# ---- the mini world ----
+
+def corpus_inputs(config: dict, p: Paths, foundation: str, name: str) -> list[str]:
+    """A foundation's pretraining files, one per corpus (a list when it trains on a union)."""
+    return [p.corpus_file(c, name) for c in cfg.corpus_parts(config["foundations"][foundation]["corpus"])]
+
+
+def foundation_e0s(config: dict, p: Paths, foundation: str) -> str:
+    """The average E0s a foundation is pretrained with: its corpus's, or its union's."""
+    return p.corpus_file(cfg.corpus_name(config["foundations"][foundation]["corpus"]), "e0s.json")
+
+
+def corpus_e0s_inputs(p: Paths, corpus: str) -> dict:
+    """Training files of a corpus, or of each part of a union ``a+b``, and the isolated atoms."""
+    parts = cfg.corpus_parts(corpus)
+    return {"train": [p.corpus_file(c, "train.xyz") for c in parts],
+            "isolated": p.corpus_file(parts[0], "isolated_atoms.xyz")}
+
+
+def mini_replay_inputs(config: dict, p: Paths, benchmark: str, replay: str) -> dict:
+    rep = config["replay"][replay]
+    if "combine" in rep:
+        return {"parts": [p.replay(benchmark, part) for part in rep["combine"]]}
+    bench = config["benchmarks"][benchmark]
+    return {"corpus": p.corpus_file(rep["corpus"], "train.xyz"),
+            "target": p.bench_file(benchmark, bench["trainsets"][0])}
+
+
+def mini_replay_args(config: dict, replay: str, inputs) -> str:
+    rep = config["replay"][replay]
+    if "combine" in rep:
+        return f"--combine {' '.join(inputs['parts'])}"
+    return (f"--corpus {inputs['corpus']} --target {inputs['target']} --mode {rep['mode']} "
+            f"--n {scale(config)['finetune'].get('num_samples_pt', 100)} --seed {config['seed']}")
+
+
+def generator(config: dict, benchmark: str):
+    return importlib.import_module(f"mlipft.mini.{config['benchmarks'][benchmark]['generator']}")
+
+
+def mini_levels(config: dict) -> dict[str, str]:
+    """Level of theory of the corpora and of each benchmark (from its generator's CARD)."""
+    levels = {"corpus": "GFN1-xTB (tblite)"}
+    levels.update({b: generator(config, b).CARD["level"].split(" (")[0] for b in config["benchmarks"]})
+    return levels
+
+
+def benchmark_outputs(config: dict, p: Paths, benchmark: str) -> dict[str, str]:
+    """Every file a mini benchmark generator writes: its FILES (extxyz) and EXTRA_FILES."""
+    gen = generator(config, benchmark)
+    outputs = {f: p.bench_file(benchmark, f) for f in gen.FILES}
+    outputs.update({Path(f).stem: p.bench_file(benchmark, f) for f in getattr(gen, "EXTRA_FILES", ())})
+    return outputs
+
+
+def quality_datasets(config: dict, p: Paths) -> dict[str, str]:
+    """The common foundation-level test set and each benchmark's target-level test set."""
+    data = {"test": p.corpus_file(config["foundation_testset"], "test.xyz")}
+    data.update({b: p.bench_file(b, spec["test"]) for b, spec in config["benchmarks"].items()})
+    return data
+
+
+def quality_args(config: dict, inputs: dict[str, str]) -> str:
+    levels_all = mini_levels(config)
+    levels = {b: levels_all[b] for b in config["benchmarks"]}
+    levels["test"] = levels_all["corpus"]
+    args = " ".join(f"--dataset {k}={v} --level-of {shlex.quote(f'{k}={levels[k]}')}"
+                    for k, v in inputs.items() if k != "model")
+    if config.get("corpus_filter"):
+        args += f" --filter test={config['corpus_filter']}"
+    return args
+
+
+def mini_world_files(config: dict, p: Paths) -> dict[str, tuple[str, str]]:
+    """Every committed artifact of the mini world at the current scale, with its level of
+    theory and the rule that generates it (the manifest's rows)."""
+    levels = mini_levels(config)
+    entries = {}
+    testset = config.get("foundation_testset")
+    for corpus in scale(config).get("corpora", {}):
+        names = ["test.xyz"] if corpus == testset else ["train.xyz", "valid.xyz", "e0s.json"]
+        for name in [*names, "isolated_atoms.xyz", "summary.json"]:
+            maker = "corpus_e0s" if name == "e0s.json" else ("generate_testset" if corpus == testset else "generate_corpus")
+            entries[p.corpus_file(corpus, name)] = (levels["corpus"], maker)
+    for bench in config["benchmarks"]:
+        for path in [*benchmark_outputs(config, p, bench).values(), p.bench_file(bench, "summary.json")]:
+            entries[path] = (levels[bench], f"generate_benchmark_{bench}")
+    for found, spec in config["foundations"].items():
+        parts = cfg.corpus_parts(spec["corpus"])
+        if len(parts) > 1:  # a union's average E0s
+            entries[p.corpus_file(cfg.corpus_name(parts), "e0s.json")] = (levels["corpus"], "corpus_e0s")
+        level = f"MACE fitted to the {' + '.join(parts)} corpus ({levels['corpus']})"
+        folder = str(Path(p.foundation_model(found)).parent)
+        for name in ("model.model", "loss_curves.csv", "trainable.json"):
+            entries[f"{folder}/{name}"] = (level, "pretrain_foundation")
+        entries[f"{folder}/quality.csv"] = ("evaluation", "foundation_quality")
+    entries[f"{p.data}/foundation_quality.csv"] = ("evaluation", "foundation_quality_table")
+    return entries
+
+
+def manifest_entries(config: dict, p: Paths) -> str:
+    return json.dumps({str(Path(path).relative_to(p.data)): {"level": level, "command": f"snakemake {path} (rule {maker})"}
+                       for path, (level, maker) in mini_world_files(config, p).items()})
