@@ -9,7 +9,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install all_figures test lint dry-run-paper benchmark slurm-test clean-results
+.PHONY: install all_figures test test-fast test-slow report lint dry-run-paper benchmark slurm-test clean-results
 
 $(STAMP): envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,22 @@ install: $(STAMP)
 all_figures: install
 	$(BIN)/snakemake all_figures --cores $(CORES)
 
+# CI: lint, then the fast tier (unit tests, seconds), then the slow tier (real training, the
+# smoke-scale workflow and its report).
 test: install
 	$(BIN)/snakemake --lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m slow
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+# The HTML report of every figure that exists, with its caption (after `make all_figures`).
+report: install
+	$(BIN)/snakemake all_figures --report report.html
 
 lint: install
 	$(BIN)/snakemake --lint

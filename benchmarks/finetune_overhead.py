@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 2:
         parser.error("--repeats must be at least 2")
-    config = cfg.load(args.configfile)
+    config = cfg.load_world(args.configfile)
     config["scale"] = args.scale
     figure, run = pick_run(config, args.strategy, args.figure)
     common = ["--config", f"scale={args.scale}"] + (["--nolock"] if args.nolock else [])

@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_DATA = ROOT.parent / "shared" / "paper-data"
 
 
+#: Fixtures that train a model or run the workflow: a test using one must be marked slow.
+SLOW_FIXTURES = {"tiny_foundation", "smoke_run", "finetuned", "trained"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier must stay fast: a test that uses a training fixture without the slow
+    marker is an error, not a silently slow default run."""
+    for item in items:
+        used = SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if used and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(used)} (training) but is not marked slow")
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
@@ -19,9 +32,9 @@ def root() -> Path:
 
 @pytest.fixture()
 def config():
-    from mlipft.config import load
+    from mlipft.config import load_world
 
-    return copy.deepcopy(load(ROOT / "config" / "config.yaml"))
+    return copy.deepcopy(load_world(ROOT / "config" / "config.yaml"))
 
 
 def _molecules(rng, n, symbols=("C", "H", "H", "H", "Cl", "Br"), charge=-1):

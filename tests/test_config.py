@@ -18,6 +18,29 @@ def test_default_config_is_valid(config):
      r"figures\.fig06\.strategies: unknown strategy 'nieve'"),
     (lambda c: c["figures"]["fig06"].update(benchmark="sn3"), r"figures\.fig06\.benchmark: unknown benchmark 'sn3'"),
     (lambda c: c["figures"]["fig06"].update(foundation="omat"), r"figures\.fig06\.foundation: unknown foundation 'omat'"),
+    (lambda c: c.update(main_foundation="omat"), r"config entry main_foundation: unknown foundation 'omat'"),
+    (lambda c: c["figures"]["fig06"].update(foundation=["mp0", "omat"]), r"figures\.fig06\.foundation: unknown foundation 'omat'"),
+    (lambda c: c["figures"]["fig06"].update(e0s=["estimated", "averaged"]), r"figures\.fig06\.e0s"),
+    (lambda c: c["figures"]["fig06"].update(variants=["lr_high"]), r"figures\.fig06\.variants: unknown variant 'lr_high'"),
+    (lambda c: c["figures"]["fig06"].update(kind="violin"), r"figures\.fig06\.kind: 'violin' is not a figure kind"),
+    (lambda c: c["figures"]["fig06"].update(seedz=[0]), r"figures\.fig06: unknown key\(s\) \['seedz'\] for a figure of kind neb_profiles; allowed: \[.*'seeds'"),
+    (lambda c: c["figures"]["sn2_test_errors"].update(neb_reactions=["Cl_Cl"]),
+     r"figures\.sn2_test_errors: unknown key\(s\) \['neb_reactions'\] for a figure of kind test_errors"),
+    (lambda c: c["figures"]["lpsc_test_errors"].update(evalsets=["test", "heldout"]),
+     r"figures\.lpsc_test_errors\.evalsets: 'heldout' is not an evaluation set of lpsc"),
+    (lambda c: c["benchmarks"]["sn2"].update(evalsets={"pre": {"corpus": "omat24"}}),
+     r"benchmarks\.sn2\.evalsets\.pre\.corpus: 'omat24' is not a corpus"),
+    (lambda c: c["variants"].update(fast={"description": "d", "mace_args": {"lrr": 0.1}}),
+     r"variants\.fast\.mace_args\.lrr: not a mace_run_train .*did you mean 'lr'"),
+    (lambda c: c["variants"].update(fast={"description": "d", "replay": "nope"}), r"variants\.fast\.replay: unknown replay set"),
+    (lambda c: (c["variants"].update(mptrj={"description": "d", "replay": "mptrj_random"}),
+                c["figures"]["fig06"].update(variants=["mptrj"])),
+     r"figures\.fig06\.variants: mptrj on strategy scratch: variant mptrj sets a replay set, but strategy scratch is not multihead"),
+    (lambda c: (c["variants"].update(hot={"description": "d", "mace_args": {"force_mh_ft_lr": False}}),
+                c["figures"]["fig06"].update(variants=["hot"])),
+     r"figures\.fig06\.variants: hot on strategy replay: .*force_mh_ft_lr"),
+    (lambda c: c["variants"].update(base={"description": "d", "epochs_factor": 2}), r"variants\.base: the base variant"),
+    (lambda c: c.update(unavailable_figures={"fig06": "why"}), r"unavailable_figures\.fig06: the figure is still defined"),
     (lambda c: c["figures"]["fig06"].update(fractions=[0.5, 1.5]), r"figures\.fig06\.fractions: 1\.5 is outside \(0, 1\]"),
     (lambda c: c["figures"]["fig06"].update(fractions=[0]), r"figures\.fig06\.fractions: 0 is outside"),
     (lambda c: c["figures"]["sn2_test_errors"].update(fractions=[0.1, 1.0]),
@@ -68,16 +91,60 @@ def test_runs_for_figure(config):
     assert [r.strategy for r in runs] == list(config["strategies"])
     scratch = next(r for r in runs if r.strategy == "scratch")
     assert scratch.e0s == "isolated" and runs[1].e0s == "estimated"
-    assert runs[1].path == "runs/sn2/train_rp/f1/omat_medium/naive/e0-estimated/seed0"
+    assert runs[1].path == "runs/sn2/train_rp/f1/omat_medium/naive/e0-estimated/v-base/seed0"
+
+
+def test_grid_is_the_product_of_its_axes(config):
+    """Every axis may be a list; the runs are their product, a strategy's own E0 mode folding
+    from-scratch runs onto isolated E0s (no repeats)."""
+    config["variants"]["lr_low"] = {"description": "d", "mace_args": {"lr": 1e-4}}
+    config["figures"]["grid"] = {
+        "kind": "test_errors", "description": "d", "benchmark": "lpsc", "foundation": ["mpa", "omat_medium"],
+        "strategies": ["scratch", "naive", "lora"], "e0s": ["estimated", "average"], "fractions": [1.0],
+        "variants": ["base", "lr_low"], "seeds": [0, 1], "evalsets": ["test", "other_argyrodites"]}
+    check(config)
+    runs = runs_for_figure(config, "grid")
+    # naive and lora: 2 foundations x 2 E0 modes x 2 variants x 2 seeds; scratch: E0s fold to isolated
+    assert len(runs) == 2 * (2 * 2 * 2 * 2) + 2 * 2 * 2 == len(set(runs)) == 40
+    assert {r.e0s for r in runs if r.strategy == "scratch"} == {"isolated"}
+    assert {r.variant for r in runs} == {"base", "lr_low"}
+    assert all(f"/v-{r.variant}/" in r.path for r in runs)
+
+
+def test_unique_fine_tunes_over_all_figures(config):
+    """A run shared by figures is trained once: fig06's 8 (reactant/product set), SN2's 8 full
+    runs shared by sn2_test_errors and the learning curve's largest fraction, 16 more for its two
+    smaller fractions, and 8 per other benchmark."""
+    from mlipft.config import unique_runs
+
+    per_figure = sum(len(runs_for_figure(config, f)) for f in config["figures"])
+    assert per_figure == 8 + 8 + 24 + 4 * 8 == 72
+    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 == 64
+
+
+def test_layered_config_writes_the_registry_once(root):
+    """config/shared.yaml holds the registry, training defaults and grids; both worlds get them."""
+    from mlipft.config import load, load_world
+
+    shared = load(root / "config" / "shared.yaml")
+    for world in ("config.yaml", "paper.yaml"):
+        assert "strategies" not in load(root / "config" / world) and "common" not in load(root / "config" / world).get("training", {})
+        merged = load_world(root / "config" / world)
+        assert merged["strategies"] == shared["strategies"]
+        assert merged["training"]["common"] == shared["training"]["common"]
+        check(merged)
+    paper = load_world(root / "config" / "paper.yaml")
+    assert paper["figures"]["sn2_test_errors"]["seeds"] == [0, 1, 2]
+    assert paper["figures"]["fig06"]["neb_reactions"] == ["rxn1", "rxn6", "rxn17", "rxn18"]
+    assert "nacl_test_errors" not in paper["figures"]  # unavailable_figures, with the reason
 
 
 def test_snakemake_stops_before_any_job(config, root, tmp_path):
     """A bad config file stops `snakemake` at parse time with the entry in the message."""
-    config["figures"]["fig06"]["strategies"] = ["naive", "nieve"]
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(config))
+    bad.write_text(yaml.safe_dump({"figures": {"fig06": {"strategies": ["naive", "nieve"]}}}))
     snakemake = [sys.executable, "-m", "snakemake"]
-    proc = subprocess.run(snakemake + ["-n", "fig06", "--configfile", str(bad)], cwd=root,
+    proc = subprocess.run(snakemake + ["-n", "fig06", "--configfile", str(root / "config" / "config.yaml"), str(bad)], cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "figures.fig06.strategies: unknown strategy 'nieve'" in proc.stdout + proc.stderr

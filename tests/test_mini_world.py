@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlipft.config import load
+from mlipft.config import load_world
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def mini(root):
 def test_foundation_errors_fall_by_generation(mini, root):
     """On the common held-out test set, energy and force RMSE fall mp0 > mpa > omat_small >
     omat_medium (the paper's MP-0 < MPA-0 < OMat-0 small < medium quality order)."""
-    config = load(root / "config" / "config.yaml")
+    config = load_world(root / "config" / "config.yaml")
     quality = pd.read_csv(mini / "foundation_quality.csv")
     test = quality[quality.dataset == config["foundation_testset"]].set_index("foundation")
     order = ["mp0", "mpa", "omat_small", "omat_medium"]
@@ -28,7 +28,7 @@ def test_foundation_errors_fall_by_generation(mini, root):
         assert errors == sorted(errors, reverse=True) and len(set(errors)) == 4, (metric, errors)
 
 def test_every_foundation_scored_on_every_benchmark(mini, root):
-    config = load(root / "config" / "config.yaml")
+    config = load_world(root / "config" / "config.yaml")
     quality = pd.read_csv(mini / "foundation_quality.csv")
     expected = {(f, d) for f in config["foundations"] for d in [config["foundation_testset"], *config["benchmarks"]]}
     assert set(zip(quality.foundation, quality.dataset)) == expected
@@ -37,7 +37,7 @@ def test_every_foundation_scored_on_every_benchmark(mini, root):
 def test_every_benchmark_has_fractions_over_two_decades(mini, root):
     """Each benchmark has a training set of at least 100 configurations, so its fractions span
     0.01 .. 1 with at least one configuration at the smallest (the issue's two decades)."""
-    config = load(root / "config" / "config.yaml")
+    config = load_world(root / "config" / "config.yaml")
     manifest = pd.read_csv(mini / "MANIFEST.tsv", sep="\t").set_index("file")
     for name, bench in config["benchmarks"].items():
         sizes = {t: int(manifest.loc[f"benchmarks/{name}/{t}.xyz", "count"]) for t in bench["trainsets"]}
@@ -61,7 +61,7 @@ def test_regenerating_sn2_reproduces_the_committed_labels(mini, root, tmp_path):
 
     from mlipft.mini import sn2
 
-    config = load(root / "config" / "config.yaml")
+    config = load_world(root / "config" / "config.yaml")
     summary = json.loads((mini / "benchmarks" / "sn2" / "summary.json").read_text())
     params = config["scales"]["mini"]["benchmarks"]["sn2"]
     assert summary["params"] == params and summary["seed"] == config["seed"]

@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlipft import paper
-from mlipft.config import ConfigError, check, load, runs_for_figure, strategy_names
+from mlipft.config import ConfigError, check, load, load_world, runs_for_figure, strategy_names
 from mlipft.convert import convert
 from mlipft.io import read_configs
 from mlipft.keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
@@ -30,7 +30,7 @@ MP2_E0 = {"H": -13.6005, "C": -1027.0945, "F": -2710.6145, "Cl": -12509.0815, "B
 
 @pytest.fixture()
 def paper_config():
-    return copy.deepcopy(load(PAPER_CONFIG))
+    return copy.deepcopy(load_world(PAPER_CONFIG))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_paper_config_is_valid(paper_config):
     assert {f["source"] for f in paper_config["foundations"].values()} == {
         "mace_mp_0_small", "mace_mp_0_medium", "mace_mp_0b3_medium", "mace_mpa_0_medium",
         "mace_omat_0_small", "mace_omat_0_medium"}
-    mini = load(ROOT / "config" / "config.yaml")
+    mini = load_world(ROOT / "config" / "config.yaml")
     assert paper_config["strategies"] == mini["strategies"]
     # every paper-world figure exists in the mini world with the same kind (the mini world also
     # has the other four benchmarks' figures; the paper world wires SN2 only so far)
@@ -347,7 +347,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),
-        "evaluate_errors": len(by_kind["test_errors"]),
+        "evaluate_errors": len(by_kind["test_errors"]),  # one evaluation set (test) per run
         "run_neb": len(by_kind["neb_profiles"]),
         "all_figures": 1,
     }
@@ -359,13 +359,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
 
 def test_dry_run_resolves_the_paper_dag(paper_config):
     """`snakemake -n all_figures --configfile config/paper.yaml`: every figure reaches every raw
-    source through download rules, offline, with one job per cell of the experiment grid.
-
-    --replace-workflow-config keeps config/config.yaml (the Snakefile's `configfile:`) from being
-    merged under the paper config; see the report of this change for the Snakefile fix that makes
-    it unnecessary (spawned cluster jobs do not receive that flag)."""
+    source through download rules, offline, with one job per cell of the experiment grid. The
+    paper world is config/shared.yaml with config/paper.yaml over it; config/config.yaml (the mini
+    world) is not loaded when a config file is given."""
     cmd = [sys.executable, "-m", "snakemake", "-n", "--nolock", "all_figures", "--configfile", str(PAPER_CONFIG),
-           "--replace-workflow-config", "--quiet", "rules"]
+           "--quiet", "rules"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]

@@ -68,9 +68,9 @@ def _cli(spec, e0_file, paths, log, check=False):
 
 @pytest.fixture(scope="module")
 def config():
-    from mlipft.config import ROOT, load
+    from mlipft.config import ROOT, load_world
 
-    return load(ROOT / "config" / "config.yaml")
+    return load_world(ROOT / "config" / "config.yaml")
 
 
 def test_every_strategy_produces_a_model(trained, config):

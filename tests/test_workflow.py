@@ -1,7 +1,9 @@
 """The workflow end to end at the smoke scale (real xTB, real mace_run_train), and its lint."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,6 +26,82 @@ def smoke_run(root, tmp_path_factory):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return work / "results" / "smoke"
+
+
+REFERENCE = Path(__file__).parent / "data" / "reference_tables"
+#: Columns renamed or added since the reference tables were made (the previous version's
+#: `testset` is the evaluation set; the variant axis is new and `base` for every old run).
+RENAMED = {"testset": "evalset"}
+
+
+def compare_to_reference(tables: Path, reference: Path) -> list[str]:
+    """Every reference table, read back from CSV, equals the new one on the reference's columns:
+    strings and integers exactly, floats to 1e-12 relative (forces are now summed per structure
+    first, so the last bit of a force RMSE may differ). Returns the tables compared."""
+    import numpy as np
+
+    compared = []
+    for ref_path in sorted(reference.glob("*.csv")):
+        ref = pd.read_csv(ref_path).rename(columns=RENAMED)
+        new = pd.read_csv(tables / ref_path.name)
+        assert len(new) == len(ref), ref_path.name
+        if "variant" in new.columns:
+            assert set(new.variant) == {"base"}, ref_path.name
+        for col in ref.columns:
+            a, b = ref[col], new[col]
+            if np.issubdtype(a.dtype, np.floating):
+                np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(), rtol=1e-12, atol=0,
+                                           err_msg=f"{ref_path.name}: {col}")
+            else:
+                assert a.astype(str).tolist() == b.astype(str).tolist(), (ref_path.name, col)
+        compared.append(ref_path.name)
+    return compared
+
+
+def test_tables_equal_the_previous_version(smoke_run):
+    """Every existing figure's tables come out equal through the grids, the paths module, the
+    per-structure errors and the kind registry (reference: tables of commit 7d536e3, the version
+    before them, made by `snakemake all_figures --config scale=smoke` on this kind of machine)."""
+    compared = compare_to_reference(smoke_run / "tables", REFERENCE / "smoke")
+    assert len(compared) == 14
+
+
+def test_a_grid_over_foundations_e0s_strategies_and_evalsets_is_a_config_edit(smoke_run, root):
+    """tests/data/grid_demo.yaml (an overlay adding one figure) builds at smoke scale; its runs
+    shared with lpsc_test_errors are not trained again."""
+    work = smoke_run.parent.parent
+    cmd = SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "grid_demo", "--cores", "2",
+                       "--configfile", str(root / "config" / "config.yaml"), str(root / "tests" / "data" / "grid_demo.yaml"),
+                       "--config", "scale=smoke"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    out = proc.stdout + proc.stderr
+    assert _count(out, "finetune") == 6, out[-3000:]  # 8 runs, 2 of them lpsc_test_errors' own
+    table = pd.read_csv(smoke_run / "tables" / "grid_demo_errors.csv")
+    assert len(table.groupby(["foundation", "e0s", "strategy", "evalset"])) == 16
+    assert set(table.evalset) == {"test", "other_argyrodites"}
+    assert (table.value > 0).all()
+    assert (smoke_run / "figures" / "grid_demo.png").stat().st_size > 10_000
+
+
+def _count(output: str, rule: str) -> int:
+    stats = output.split("Job stats:")[1].split("\n\n")[0]
+    for line in stats.splitlines():
+        if line.split()[:1] == [rule]:
+            return int(line.split()[1])
+    return 0
+
+
+def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
+    work = smoke_run.parent.parent
+    report = work / "report.html"
+    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "--report",
+                                       str(report), "--config", "scale=smoke"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    html = report.read_text()
+    for fig in config["figures"]:
+        assert f"{fig}.png" in html, fig
+    assert "paper" in html and "scale smoke" in html
 
 
 def test_every_figure_is_made(smoke_run, config):

@@ -1,0 +1,58 @@
+"""mlipft.workflow: what the rules compute from the config (specs, inputs, arguments)."""
+
+import json
+
+from mlipft import workflow as wf
+from mlipft.paths import Run
+
+
+def test_finetune_spec_applies_the_variant(config):
+    config["variants"]["long_mptrj"] = {"description": "d", "epochs_factor": 10, "replay": "mptrj_random",
+                                        "mace_args": {"lr": 3e-4}}
+    p = wf.paths(config)
+    run = Run("sn2", "train", 1, "omat_medium", "pseudolabel", "estimated", "long_mptrj", 0)
+    inputs = wf.finetune_inputs(config, p, run)
+    assert inputs["replay"] == "results/mini/replay/sn2/mptrj_random.xyz"
+    assert inputs["train"] == "results/mini/trainsets/sn2/train/f1/seed0.xyz"
+    assert inputs["valid"] == "data/mini/mini/benchmarks/sn2/valid.xyz"
+    spec = json.loads(wf.finetune_spec(config, run, inputs))
+    assert spec["max_num_epochs"] == 10 * config["scales"]["mini"]["finetune"]["max_num_epochs"]
+    assert spec["strategy"]["mace_args"]["lr"] == 3e-4
+    assert spec["strategy"]["mace_args"]["pseudolabel_replay"] is True  # the strategy's own flags stay
+    assert spec["replay_file"].endswith("mptrj_random.xyz")
+    base = json.loads(wf.finetune_spec(config, Run(*[*run.as_dict().values()][:6], "base", 0),
+                                       wf.finetune_inputs(config, p, Run(*[*run.as_dict().values()][:6], "base", 0))))
+    assert base["strategy"] == config["strategies"]["pseudolabel"]
+    assert base["replay_file"].endswith("omat_matched.xyz")
+
+
+def test_evalset_files_and_neb_reactions(config):
+    p = wf.paths(config)
+    assert wf.evalset_file(config, p, "lpsc", "other_argyrodites").endswith("lpsc/heldout_other_argyrodites.xyz")
+    assert wf.evalset_file(config, p, "lpsc", "test").endswith("lpsc/test.xyz")
+    config["benchmarks"]["sn2"]["evalsets"] = {"pretraining": {"corpus": "test"}}
+    assert wf.evalset_file(config, p, "sn2", "pretraining") == "data/mini/mini/corpora/test/test.xyz"
+    assert wf.neb_reactions(config, "sn2") == sorted(config["figures"]["fig06"]["neb_reactions"])
+    assert wf.neb_reactions(config, "nacl") == []
+
+
+def test_figure_inputs_come_from_the_kind(config):
+    p = wf.paths(config)
+    inputs = wf.figure_inputs(config, p, "sn2_learning_curve")
+    assert set(inputs) == {"errors", "trainable", "trainsets"}
+    assert len(inputs["errors"]) == 8 * 3 and len(inputs["trainsets"]) == 3
+    assert all(f.endswith("/errors/test.csv") for f in inputs["errors"])
+    assert wf.figure_tables(config, p, "fig06") == {"neb_profiles": "results/mini/tables/fig06_neb_profiles.csv",
+                                                   "neb_barriers": "results/mini/tables/fig06_neb_barriers.csv"}
+    assert wf.role_args({"a": ["x y", "z"]}) == "'a=x y' a=z"
+
+
+def test_mini_world_files_cover_every_committed_artifact(config, root):
+    """The manifest's rows: every file listed exists in the committed mini world."""
+    files = wf.mini_world_files(config, wf.paths(config))
+    assert len(files) > 60
+    missing = [f for f in files if not (root / f).exists()]
+    assert not missing
+    manifest = (root / "data" / "mini" / "mini" / "MANIFEST.tsv").read_text()
+    for path in files:
+        assert path.removeprefix("data/mini/mini/") in manifest, path
