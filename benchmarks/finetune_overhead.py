@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from mlipft import config as cfg  # noqa: E402
+from mlipft.paths import Run  # noqa: E402
 
 
-def pick_run(config: dict, strategy: str, figure: str | None) -> tuple[str, cfg.Run]:
+def pick_run(config: dict, strategy: str, figure: str | None) -> tuple[str, Run]:
     """The first fine-tune of ``strategy`` that a figure of the config needs; by default from the
     test-error figures first (they train on a benchmark's full training set, as the baseline did)."""
     figures = [figure] if figure else sorted(config["figures"],
@@ -62,7 +63,7 @@ def snakemake(args: list[str], quiet: bool = True, check: bool = False, **kwargs
     return proc
 
 
-def job_paths(common: list[str], figure: str, run: cfg.Run) -> tuple[str, Path]:
+def job_paths(common: list[str], figure: str, run: Run) -> tuple[str, Path]:
     """The model target and the log of ``run``'s finetune job, read from a dry run's shell command."""
     dry = snakemake([figure, "-n", "-p", "--forcerun", "finetune", *common], quiet=False)
     suffix = f"{run.path}/model.model"

@@ -108,7 +108,10 @@ def _figure_branch_error(err, schema: dict):
     first = next((e for e in inner if e.validator != "unevaluatedProperties"), inner[0])
     message = first.message
     if first.validator == "unevaluatedProperties":
-        message = f"{message} (allowed for kind {kind}: see $defs/{kinds[kind]} and $defs/figure_grid)"
+        branch = schema["$defs"][kinds[kind]]
+        allowed = set(schema["$defs"]["figure_grid"]["properties"]) | set(branch.get("properties", {}))
+        unknown = sorted(set(err.instance) - allowed)
+        message = f"unknown key(s) {unknown} for a figure of kind {kind}; allowed: {sorted(allowed)}"
     return _Message(list(err.absolute_path) + list(first.absolute_path), message)
 
 
