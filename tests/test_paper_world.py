@@ -103,8 +103,8 @@ def _check_sn2_files(out: Path, neb: list[str]):
     assert all(a.info[CONFIG_TYPE_KEY] == ISOLATED_ATOM and len(a) == 1 for a in files["isolated_atoms"])
     for a in [x for n in ("train", "test") for x in files[n]]:
         assert ENERGY_KEY in a.info and a.arrays[FORCES_KEY].shape == (len(a), 3)
-    # the reference NEB file is what mlipft.neb reads: 3 images per reaction, r / ts / p energies
-    from mlipft.neb import reference_profiles
+    # the reference NEB file is what mlipft.analysis.neb reads: 3 images per reaction, r / ts / p energies
+    from mlipft.analysis.neb import reference_profiles
 
     profiles = reference_profiles(out / "reference_neb.xyz", neb)
     assert list(profiles) == neb

@@ -42,7 +42,7 @@ No public source holds MP2 nudged-elastic-band *paths* of these reactions (organ
 ``nebs/neb-*.xyz`` are MACE bands whose ``mp2_energy`` is the first image's, copied; its one
 ab-initio band, ``03_ethyl_cl_f_al/ab-initio-neb``, is DFT), so the reference profile of a
 reaction is the three MP2 points that do exist: image 0 the reactant, image 1 the transition
-state, image 2 the product. The model NEB (``mlipft.neb``) runs between the reference end
+state, image 2 the product. The model NEB (``mlipft.analysis.neb``) runs between the reference end
 points, so its barrier is compared with the MP2 barrier E(ts) - E(r) of the same reaction.
 """
 
