@@ -24,9 +24,9 @@ rule generate_corpus:
         runtime=120,
         mem_mb=4000,
     log:
-        f"{RES}/logs/generate_corpus/{{corpus}}.log",
+        PATHS.log("generate_corpus", "{corpus}"),
     benchmark:
-        f"{RES}/benchmarks/generate_corpus/{{corpus}}.tsv"
+        PATHS.bench("generate_corpus", "{corpus}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -53,9 +53,9 @@ rule generate_testset:
         runtime=60,
         mem_mb=4000,
     log:
-        f"{RES}/logs/generate_testset/{{corpus}}.log",
+        PATHS.log("generate_testset", "{corpus}"),
     benchmark:
-        f"{RES}/benchmarks/generate_testset/{{corpus}}.tsv"
+        PATHS.bench("generate_testset", "{corpus}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -73,7 +73,7 @@ for _bench in config["benchmarks"]:
             f"Benchmark {_bench} at the target level"
         output:
             **benchmark_outputs(_bench),
-            summary=f"{DATA}/benchmarks/{_bench}/summary.json",
+            summary=PATHS.bench_file(_bench, "summary.json"),
         params:
             generator=config["benchmarks"][_bench]["generator"],
             gen_params=json.dumps(SC["benchmarks"][_bench]),
@@ -84,9 +84,9 @@ for _bench in config["benchmarks"]:
             runtime=120,
             mem_mb=4000,
         log:
-            f"{RES}/logs/generate_benchmark/{_bench}.log",
+            PATHS.log("generate_benchmark", _bench),
         benchmark:
-            f"{RES}/benchmarks/generate_benchmark/{_bench}.tsv"
+            PATHS.bench("generate_benchmark", _bench)
         conda:
             "../envs/mlipft.yaml"
         shell:
@@ -106,9 +106,9 @@ rule corpus_e0s:
         dtype=config["default_dtype"],
         elements=" ".join(MINI_ELEMENTS),
     log:
-        f"{RES}/logs/corpus_e0s/{{corpus}}.log",
+        PATHS.log("corpus_e0s", "{corpus}"),
     benchmark:
-        f"{RES}/benchmarks/corpus_e0s/{{corpus}}.tsv"
+        PATHS.bench("corpus_e0s", "{corpus}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -125,19 +125,19 @@ rule pretrain_foundation:
         e0s=foundation_e0s,
     output:
         model=foundation_model("{foundation}"),
-        loss_curves=f"{DATA}/foundations/{{foundation}}/loss_curves.csv",
-        trainable=f"{DATA}/foundations/{{foundation}}/trainable.json",
+        loss_curves=PATHS.foundation_file("{foundation}", "loss_curves.csv"),
+        trainable=PATHS.foundation_file("{foundation}", "trainable.json"),
     params:
         spec=pretrain_spec,
-        work_dir=f"{RES}/pretrain/{{foundation}}",
+        work_dir=PATHS.pretrain_dir("{foundation}"),
     threads: config["threads"]
     resources:
         runtime=240,
         mem_mb=8000,
     log:
-        f"{RES}/logs/pretrain_foundation/{{foundation}}.log",
+        PATHS.log("pretrain_foundation", "{foundation}"),
     benchmark:
-        f"{RES}/benchmarks/pretrain_foundation/{{foundation}}.tsv"
+        PATHS.bench("pretrain_foundation", "{foundation}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -153,7 +153,7 @@ rule foundation_quality:
         unpack(quality_datasets),
         model=ancient(foundation_model("{foundation}")),
     output:
-        f"{DATA}/foundations/{{foundation}}/quality.csv",
+        PATHS.foundation_file("{foundation}", "quality.csv"),
     params:
         datasets=quality_args,
         dtype=config["default_dtype"],
@@ -163,9 +163,9 @@ rule foundation_quality:
         runtime=30,
         mem_mb=4000,
     log:
-        f"{RES}/logs/foundation_quality/{{foundation}}.log",
+        PATHS.log("foundation_quality", "{foundation}"),
     benchmark:
-        f"{RES}/benchmarks/foundation_quality/{{foundation}}.tsv"
+        PATHS.bench("foundation_quality", "{foundation}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -180,11 +180,11 @@ rule foundation_quality_table:
     input:
         ancient(expand(rules.foundation_quality.output[0], foundation=list(config["foundations"]))),
     output:
-        f"{DATA}/foundation_quality.csv",
+        PATHS.data_file("foundation_quality.csv"),
     log:
-        f"{RES}/logs/foundation_quality_table.log",
+        PATHS.log("foundation_quality_table"),
     benchmark:
-        f"{RES}/benchmarks/foundation_quality_table.tsv"
+        PATHS.bench("foundation_quality_table")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -197,8 +197,8 @@ rule data_card:
     input:
         files=[ancient(p) for p in mini_world_files()],
     output:
-        card=f"{DATA}/README.md",
-        manifest=f"{DATA}/MANIFEST.tsv",
+        card=PATHS.data_file("README.md"),
+        manifest=PATHS.data_file("MANIFEST.tsv"),
     params:
         root=lambda w, output: str(Path(output.manifest).parent),
         entries=manifest_entries,
@@ -206,9 +206,9 @@ rule data_card:
         benchmarks=json.dumps(config["benchmarks"]),
         quality=lambda w, input: next(f for f in input.files if f.endswith("foundation_quality.csv")),
     log:
-        f"{RES}/logs/data_card.log",
+        PATHS.log("data_card"),
     benchmark:
-        f"{RES}/benchmarks/data_card.tsv"
+        PATHS.bench("data_card")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -225,13 +225,13 @@ rule replay_set:
     input:
         unpack(mini_replay_inputs),
     output:
-        f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
+        PATHS.pattern("replay"),
     params:
         args=mini_replay_args,
     log:
-        f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
+        PATHS.log("replay_set", "{benchmark}/{replay}"),
     benchmark:
-        f"{RES}/benchmarks/replay_set/{{benchmark}}/{{replay}}.tsv"
+        PATHS.bench("replay_set", "{benchmark}/{replay}")
     conda:
         "../envs/mlipft.yaml"
     shell:

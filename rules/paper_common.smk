@@ -6,8 +6,6 @@ import shlex
 from mlipft.download import load_sources
 from mlipft.paper import RECIPES
 
-# Raw downloads are shared by every scale: data/paper/raw/<dest of the source>.
-RAW = f"data/{config['world']}/raw"
 SOURCES_FILE = str(Path(workflow.basedir) / config["sources"])
 LOCK_FILE = str(Path(workflow.basedir) / config["sources_lock"])
 SOURCES = load_sources(SOURCES_FILE)
@@ -24,7 +22,7 @@ REPLAY_N_ARG = (f"--n {int(SC['finetune']['num_samples_pt'])}"
 
 def raw_file(source_id):
     """Where the download rule puts a source."""
-    return f"{RAW}/{SOURCES[source_id].dest}"
+    return PATHS.raw(config["world"], SOURCES[source_id].dest)
 
 
 def raw_root(wildcards, output):
@@ -34,7 +32,7 @@ def raw_root(wildcards, output):
 
 def converted_file(benchmark, role):
     """One input of a benchmark's recipe, converted to canonical extxyz by mlipft.convert."""
-    return f"{DATA}/converted/{benchmark}/{role}.xyz"
+    return PATHS.converted(benchmark, role)
 
 
 def convert_input(wildcards):
@@ -43,11 +41,7 @@ def convert_input(wildcards):
 
 def bench_neb_reactions(benchmark):
     """The reactions of every neb_profiles figure of a benchmark (its reference_neb.xyz)."""
-    reactions = set()
-    for fig in config["figures"].values():
-        if fig["kind"] == "neb_profiles" and fig["benchmark"] == benchmark:
-            reactions.update(fig["neb_reactions"])
-    return sorted(reactions)
+    return wf.neb_reactions(config, benchmark)
 
 
 def recipe_inputs(benchmark):
@@ -62,7 +56,7 @@ def foundation_source_file(wildcards):
 
 def replay_source_file(source_id):
     """A replay file rewritten with REF_* keys."""
-    return f"{DATA}/replay_sources/{source_id}.xyz"
+    return PATHS.replay_source(source_id)
 
 
 def replay_inputs(wildcards):

@@ -11,7 +11,7 @@ rule download:
     message:
         "Fetching {wildcards.dest} (sha256 pinned in the sources lock)"
     output:
-        f"{RAW}/{{dest}}",
+        PATHS.raw(config["world"], "{dest}"),
     wildcard_constraints:
         dest=DEST_PATTERN,
     params:
@@ -28,9 +28,9 @@ rule download:
         runtime=240,
         mem_mb=2000,
     log:
-        f"{RES}/logs/download/{{dest}}.log",
+        PATHS.log("download", "{dest}"),
     benchmark:
-        f"{RES}/benchmarks/download/{{dest}}.tsv"
+        PATHS.bench("download", "{dest}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -54,9 +54,9 @@ rule convert_source:
         runtime=60,
         mem_mb=8000,
     log:
-        f"{RES}/logs/convert_source/{{benchmark}}/{{role}}.log",
+        PATHS.log("convert_source", "{benchmark}/{role}"),
     benchmark:
-        f"{RES}/benchmarks/convert_source/{{benchmark}}/{{role}}.tsv"
+        PATHS.bench("convert_source", "{benchmark}/{role}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -75,7 +75,7 @@ for _bench, _spec in config["benchmarks"].items():
             **{role: converted_file(_bench, role) for role in _recipe["roles"]},
         output:
             **{f: bench_file(_bench, f) for f in _recipe["files"]},
-            summary=f"{DATA}/benchmarks/{_bench}/summary.json",
+            summary=PATHS.bench_file(_bench, "summary.json"),
         params:
             recipe=_spec["recipe"],
             inputs=recipe_inputs(_bench),
@@ -88,9 +88,9 @@ for _bench, _spec in config["benchmarks"].items():
             runtime=60,
             mem_mb=8000,
         log:
-            f"{RES}/logs/build_benchmark/{_bench}.log",
+            PATHS.log("build_benchmark", _bench),
         benchmark:
-            f"{RES}/benchmarks/build_benchmark/{_bench}.tsv"
+            PATHS.bench("build_benchmark", _bench)
         conda:
             "../envs/mlipft.yaml"
         shell:
@@ -113,9 +113,9 @@ rule install_foundation:
         runtime=30,
         mem_mb=8000,
     log:
-        f"{RES}/logs/install_foundation/{{foundation}}.log",
+        PATHS.log("install_foundation", "{foundation}"),
     benchmark:
-        f"{RES}/benchmarks/install_foundation/{{foundation}}.tsv"
+        PATHS.bench("install_foundation", "{foundation}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -136,9 +136,9 @@ rule convert_replay:
         runtime=120,
         mem_mb=32000,
     log:
-        f"{RES}/logs/convert_replay/{{source}}.log",
+        PATHS.log("convert_replay", "{source}"),
     benchmark:
-        f"{RES}/benchmarks/convert_replay/{{source}}.tsv"
+        PATHS.bench("convert_replay", "{source}")
     conda:
         "../envs/mlipft.yaml"
     shell:
@@ -151,7 +151,7 @@ rule replay_set:
     input:
         unpack(replay_inputs),
     output:
-        f"{RES}/replay/{{benchmark}}/{{replay}}.xyz",
+        PATHS.pattern("replay"),
     params:
         mode=lambda w: config["replay"][w.replay]["mode"],
         n=REPLAY_N_ARG,
@@ -161,9 +161,9 @@ rule replay_set:
         runtime=60,
         mem_mb=32000,
     log:
-        f"{RES}/logs/replay_set/{{benchmark}}/{{replay}}.log",
+        PATHS.log("replay_set", "{benchmark}/{replay}"),
     benchmark:
-        f"{RES}/benchmarks/replay_set/{{benchmark}}/{{replay}}.tsv"
+        PATHS.bench("replay_set", "{benchmark}/{replay}")
     conda:
         "../envs/mlipft.yaml"
     shell:

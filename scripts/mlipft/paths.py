@@ -197,11 +197,17 @@ class Paths:
     def figure_outputs(self, figure: str) -> list[str]:
         return [self.figure(figure, "png"), self.figure(figure, "pdf")]
 
-    def log(self, rule: str, key: str) -> str:
-        return f"{self.results}/logs/{rule}/{key}.log"
+    def log(self, rule: str, key: str | None = None) -> str:
+        """A job's log: ``logs/<rule>/<key>.log`` (``logs/<rule>.log`` for a one-job rule)."""
+        return f"{self.results}/logs/{rule}{'/' + key if key else ''}.log"
 
-    def bench(self, rule: str, key: str) -> str:
-        return f"{self.results}/benchmarks/{rule}/{key}.tsv"
+    def bench(self, rule: str, key: str | None = None) -> str:
+        """A job's Snakemake ``benchmark:`` file, beside its log under ``benchmarks/``."""
+        return f"{self.results}/benchmarks/{rule}{'/' + key if key else ''}.tsv"
+
+    def pretrain_dir(self, foundation: str) -> str:
+        """mace's working directory of a foundation's pretraining (mini world)."""
+        return f"{self.results}/pretrain/{foundation}"
 
     # ---- inputs (data/) ----
     def bench_file(self, benchmark: str, name: str) -> str:
@@ -209,7 +215,28 @@ class Paths:
         return f"{self.data}/benchmarks/{benchmark}/{name if '.' in name else name + '.xyz'}"
 
     def foundation_model(self, name: str) -> str:
-        return f"{self.data}/foundations/{name}/model.model"
+        return self.foundation_file(name, "model.model")
+
+    def foundation_file(self, name: str, file: str) -> str:
+        """A file of a foundation's folder (model, loss curves, trainable counts, quality)."""
+        return f"{self.data}/foundations/{name}/{file}"
+
+    def data_file(self, name: str) -> str:
+        """A file at the top of the world's data folder (data card, manifest, quality table)."""
+        return f"{self.data}/{name}"
+
+    def converted(self, benchmark: str, role: str) -> str:
+        """Paper world: one raw input of a benchmark's recipe converted to canonical extxyz."""
+        return f"{self.data}/converted/{benchmark}/{role}.xyz"
+
+    def replay_source(self, source_id: str) -> str:
+        """Paper world: a downloaded replay file rewritten with REF_* keys."""
+        return f"{self.data}/replay_sources/{source_id}.xyz"
+
+    @staticmethod
+    def raw(world: str, dest: str) -> str:
+        """A raw download, shared by every scale: ``data/<world>/raw/<dest of the source>``."""
+        return f"data/{world}/raw/{dest}"
 
     def corpus_file(self, corpus: str, name: str) -> str:
         return f"{self.data}/corpora/{corpus}/{name}"
