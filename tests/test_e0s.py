@@ -83,6 +83,7 @@ def test_elements_absent_from_the_training_set_get_isolated_energies(tiny_data, 
         fit(tiny_data["corpus_train"], elements=["Na"])
 
 
+@pytest.mark.slow
 def test_cover_gives_every_mode_the_validation_set_elements(tiny_data, tiny_foundation, tmp_path):
     """A small training fraction can lack an element of the validation set (SN2 at 1 %: no Cl);
     mace's element table is that of the training plus validation sets, and it refuses a run

@@ -1,10 +1,11 @@
-"""NEB (batched MACE vs ASE's one-image-at-a-time), SN2 geometry, evaluation and tables."""
+"""NEB (batched MACE vs ASE's one-image-at-a-time), SN2 geometry, per-structure errors and NEB barriers."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlipft import evaluate, neb, tables
+from mlipft.analysis import errors, neb
+from mlipft.figures import neb_profiles
 from mlipft.io import read_configs, write_atomic
 from mlipft.keys import ENERGY_KEY, FORCES_KEY, PRED_PREFIX
 from mlipft.mini import sn2
@@ -72,39 +73,38 @@ def read_configs_from(rng):
 
 
 def test_errors_in_mev(tmp_path):
-    values = evaluate.errors(_predictions(tmp_path))
+    frame = errors.per_structure(_predictions(tmp_path))
+    table = errors.summary(frame.assign(strategy="naive"), ["strategy"])
+    values = dict(zip(table.metric, table.value))
     assert values["energy_rmse"] == pytest.approx(6.0) and values["energy_mae"] == pytest.approx(6.0)
     assert values["force_rmse"] == pytest.approx(10.0) and values["force_mae"] == pytest.approx(10.0)
-    frame = evaluate.tidy(values, {"strategy": "naive"}, "test")
-    assert list(frame.metric) == list(evaluate.METRICS) and (frame.strategy == "naive").all()
+    assert list(table.metric) == list(errors.METRICS) and (table.strategy == "naive").all()
 
 
 def test_errors_without_predictions_name_the_file(tmp_path):
     path = tmp_path / "plain.xyz"
     write_atomic(path, read_configs_from(np.random.default_rng(1)))
-    with pytest.raises(ValueError, match="plain.xyz: configuration without"):
-        evaluate.errors(path)
+    with pytest.raises(ValueError, match="plain.xyz: frame 0: no"):
+        errors.per_structure(path)
 
 
-def test_tables_attach_run_keys_and_barriers(tmp_path):
-    run = tmp_path / "runs/sn2/train_rp/f1/mini/naive/e0-estimated/seed0"
-    run.mkdir(parents=True)
+def test_neb_barriers_per_run_and_reaction():
     rows = []
     for source, peak in (("reference", 0.4), ("model", 0.5)):
         for i, e in enumerate([0.0, peak, 0.1]):
-            rows.append({"reaction": "Cl_Cl", "source": source, "image": i, "reaction_coordinate": i / 2,
-                         "energy_ev": e, "converged": True})
-    pd.DataFrame(rows).to_csv(run / "neb.csv", index=False)
-    table = tables.collect([run / "neb.csv"])
-    assert (table.strategy == "naive").all() and (table.e0s == "estimated").all() and (table.seed == "0").all()
-    barriers = tables.neb_barriers(table)
+            rows.append({"strategy": "naive", "seed": "0", "reaction": "Cl_Cl", "source": source, "image": i,
+                         "reaction_coordinate": i / 2, "energy_ev": e, "converged": True})
+    barriers = neb_profiles.barriers(pd.DataFrame(rows))
+    assert barriers.strategy.tolist() == ["naive"] and barriers.seed.tolist() == ["0"]
+    assert barriers.barrier_reference_ev.iloc[0] == pytest.approx(0.4)
     assert barriers.error_ev.iloc[0] == pytest.approx(0.1)
 
 
 @pytest.mark.slow
 def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_path):
-    """`python -m mlipft.evaluate run` (mace's eval_configs in process, device auto) writes the
-    predictions mace_eval_configs writes and the same table as the two-step pipeline."""
+    """`python -m mlipft.analysis.errors --configs ...` (mace's eval_configs in process, device
+    auto) writes the predictions mace_eval_configs writes and the same table as the two-step
+    pipeline."""
     import json
     import subprocess
     import sys
@@ -115,31 +115,22 @@ def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_
     subprocess.run([str(exe), "--configs", tiny_data["test"], "--model", tiny_foundation,
                     "--output", str(tmp_path / "ref.xyz"), "--default_dtype", "float64", "--device", "cpu",
                     "--batch_size", "32", "--head", "Default"], check=True, capture_output=True)
-    evaluate.main(["--predictions", str(tmp_path / "ref.xyz"), "--run", run, "--testset", "test",
-                   "--output", str(tmp_path / "ref.csv")])
-    evaluate.main(["run", "--configs", tiny_data["test"], "--model", tiny_foundation,
-                   "--predictions", str(tmp_path / "pred.xyz"), "--default-dtype", "float64", "--device", "auto",
-                   "--batch-size", "32", "--head", "Default", "--run", run, "--testset", "test",
-                   "--output", str(tmp_path / "errors.csv")])
+    errors.main(["--predictions", str(tmp_path / "ref.xyz"), "--run", run, "--evalset", "test",
+                 "--output", str(tmp_path / "ref.csv")])
+    errors.main(["--configs", tiny_data["test"], "--model", tiny_foundation,
+                 "--predictions", str(tmp_path / "pred.xyz"), "--default-dtype", "float64", "--device", "auto",
+                 "--batch-size", "32", "--head", "Default", "--run", run, "--evalset", "test",
+                 "--output", str(tmp_path / "errors.csv")])
     assert (tmp_path / "pred.xyz").read_text() == (tmp_path / "ref.xyz").read_text()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "errors.csv"), pd.read_csv(tmp_path / "ref.csv"))
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
-def test_neb_window_follows_the_reference_not_a_blown_up_model(tmp_path):
-    import pandas as pd
-
-    from mlipft.plots import neb_window, plot_neb_profiles
-
+def test_neb_window_follows_the_reference_not_a_blown_up_model():
     rows = []
     for i, (ref, model) in enumerate([(0.0, 0.0), (0.4, 3000.0), (0.1, -2.0)]):
         for source, e in (("reference", ref), ("model", model)):
             rows.append({"strategy": "naive", "reaction": "Cl_Cl", "source": source, "image": i,
                          "reaction_coordinate": i / 2, "energy_ev": e})
-    profiles = pd.DataFrame(rows)
-    lo, hi = neb_window(profiles)
+    lo, hi = neb_profiles.window(pd.DataFrame(rows))
     assert lo == pytest.approx(-0.6) and hi == pytest.approx(1.2)
-    barriers = pd.DataFrame([{"strategy": "naive", "reaction": "Cl_Cl", "error_ev": 2999.6}])
-    out = [str(tmp_path / "f.png")]
-    plot_neb_profiles(profiles, barriers, {"naive": "Naive"}, out, "t", "ref")
-    assert (tmp_path / "f.png").stat().st_size > 5000

@@ -8,8 +8,11 @@ import pytest
 from ase import Atoms
 
 from mlipft import quality
+from mlipft.analysis.predict import load_model, predict
 from mlipft.io import read_configs, write_atomic
 from mlipft.keys import ENERGY_KEY, FORCES_KEY
+
+pytestmark = pytest.mark.slow  # every test evaluates the trained tiny_foundation
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def calc(tiny_foundation):
 
 @pytest.fixture(scope="module")
 def model(tiny_foundation):
-    return quality.load_model(tiny_foundation)
+    return load_model(tiny_foundation)
 
 
 def _predict(calc, atoms_list):
@@ -59,7 +62,7 @@ def test_batched_errors_match_a_calculator_loop(tiny_data, tiny_foundation, calc
 def test_refit_equals_raw_when_offsets_are_optimal(tmp_path, tiny_data, tiny_foundation, model):
     """Same composition everywhere: the refit only removes the mean per-atom residual."""
     atoms_list = read_configs(tiny_data["test"]) + read_configs(tiny_data["valid"])
-    e, _ = quality.predict(model, atoms_list)  # checked against a calculator above
+    e = predict(model, atoms_list).energy  # checked against a calculator above
     n = np.array([len(a) for a in atoms_list])
     eps = np.linspace(-0.02, 0.02, len(atoms_list))  # eV/atom, zero mean
     eps -= eps.mean()
@@ -94,7 +97,7 @@ def _fragments(atoms: Atoms) -> list[Atoms]:
 
 def test_refit_recovers_per_element_offsets(tmp_path, tiny_data, tiny_foundation, model):
     atoms_list = [f for a in read_configs(tiny_data["test"]) for f in _fragments(a)]
-    e, _ = quality.predict(model, atoms_list)
+    e = predict(model, atoms_list).energy
     true = {1: -0.3, 6: 1.2, 17: 0.7, 35: -2.0}  # eV per atom of each element
     for a, ei in zip(atoms_list, e):
         a.info[ENERGY_KEY] = float(ei - sum(true[z] for z in a.numbers))

@@ -127,20 +127,14 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
 
 
 def initial_errors(model, configs, modes, found: dict[int, float], device: str) -> dict[str, float]:
-    """Energy RMSE (meV/atom) of the foundation with each mode's E0s swapped in, before training."""
-    import torch
-    from mace.data import AtomicData
-    from mace.tools import torch_geometric
-    from mace.tools.utils import AtomicNumberTable
+    """Energy RMSE (meV/atom) of the foundation with each mode's E0s swapped in, before training.
 
-    z_table = AtomicNumberTable([int(z) for z in model.atomic_numbers])
-    data = [AtomicData.from_config(c, z_table=z_table, cutoff=float(model.r_max)) for c in configs]
-    loader = torch_geometric.dataloader.DataLoader(dataset=data, batch_size=32, shuffle=False)
-    predicted = []
-    for batch in loader:
-        out = model(batch.to(device).to_dict(), training=False, compute_force=False)
-        predicted.append(out["energy"].detach().cpu().numpy())
-    predicted = np.concatenate(predicted)
+    The foundation is evaluated through its first head, the head whose E0s :func:`foundation_e0s`
+    reads (``configs``: mace ``Configuration`` objects of mace's own loader)."""
+    from .analysis.predict import model_heads, predict
+
+    predicted = predict(model, configs, device, batch_size=32, head=model_heads(model)[0],
+                        compute_force=False).energy
     reference = np.array([c.properties["energy"] for c in configs])
     counts = [np.bincount(c.atomic_numbers, minlength=119) for c in configs]
     n_atoms = np.array([len(c.atomic_numbers) for c in configs])

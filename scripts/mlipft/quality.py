@@ -1,9 +1,9 @@
 """Zero-shot quality of a foundation model on labelled datasets (one row per dataset).
 
-The model is evaluated in batches with mace-torch's own data pipeline (``AtomicData`` and the
-``torch_geometric`` ``DataLoader``, as ``mace_eval_configs`` does); this module only compares the
-predictions with the reference labels (``REF_energy``, ``REF_forces``). Rows with
-``config_type=IsolatedAtom`` are skipped.
+The model is evaluated in batches by :func:`mlipft.analysis.predict.predict` (mace-torch's own
+data pipeline, as ``mace_eval_configs`` does; through the model's ``Default`` head, else its
+last); this module only compares the predictions with the reference labels (``REF_energy``,
+``REF_forces``). Rows with ``config_type=IsolatedAtom`` are skipped.
 
 Columns of :func:`evaluate`:
 
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from ase.data import chemical_symbols
 
+from .analysis.predict import load_model, predict
 from .io import atomic_path, read_configs
 from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM
 
@@ -56,20 +57,6 @@ COLUMNS = [
     "refit_rank", "n_elements", "force_rmse_mev_per_A", "force_mae_mev_per_A",
 ]
 TABLE_KEYS = ["foundation", "dataset"]
-
-
-def load_model(model_path: str | Path, device: str = "cpu", default_dtype: str = "float64"):
-    """A MACE model on ``device`` in ``default_dtype``, with gradients of parameters off."""
-    import torch
-    from mace.tools import torch_tools
-
-    torch_tools.set_default_dtype(default_dtype)
-    model = torch.load(str(model_path), map_location=device, weights_only=False)
-    model = model.to(device=device, dtype=getattr(torch, default_dtype))
-    model.eval()
-    for param in model.parameters():
-        param.requires_grad = False
-    return model
 
 
 def labelled_configs(path: str | Path) -> list:
@@ -91,30 +78,6 @@ def check_elements(model, atoms_list, path) -> None:
     if unknown:
         raise ValueError(f"{path}: elements {[chemical_symbols[z] for z in unknown]} are unknown to the "
                          f"model (it knows {[chemical_symbols[z] for z in sorted(known)]})")
-
-
-def predict(model, atoms_list, device: str = "cpu", batch_size: int = 32) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Total energies and per-configuration forces, batch by batch with mace's data pipeline."""
-    from mace import data
-    from mace.tools import torch_geometric
-    from mace.tools.utils import AtomicNumberTable
-
-    z_table = AtomicNumberTable([int(z) for z in model.atomic_numbers])
-    heads = list(getattr(model, "heads", ["Default"]))
-    keyspec = data.KeySpecification(info_keys={}, arrays_keys={})
-    configs = [data.config_from_atoms(a, key_specification=keyspec) for a in atoms_list]  # head "Default"
-    loader = torch_geometric.dataloader.DataLoader(
-        dataset=[data.AtomicData.from_config(c, z_table=z_table, cutoff=float(model.r_max), heads=heads)
-                 for c in configs],
-        batch_size=batch_size, shuffle=False, drop_last=False)
-    energies, forces = [], []
-    for batch in loader:
-        batch = batch.to(device)
-        out = model(batch.to_dict(), training=False, compute_force=True)
-        energies.append(out["energy"].detach().cpu().numpy())
-        forces.append(out["forces"].detach().cpu().numpy())
-    n_atoms = [len(a) for a in atoms_list]
-    return np.concatenate(energies), np.split(np.concatenate(forces), np.cumsum(n_atoms)[:-1])
 
 
 def refit_offsets(de_per_atom: np.ndarray, atoms_list) -> tuple[np.ndarray, np.ndarray, int, list[int]]:
@@ -175,8 +138,8 @@ def evaluate(model_path: str | Path, datasets: dict[str, str | Path], device: st
         check_elements(model, loaded[name], path)
     rows = []
     for name, atoms_list in loaded.items():
-        energies, forces = predict(model, atoms_list, device, batch_size)
-        rows.append({"dataset": name, **errors(atoms_list, energies, forces)})
+        pred = predict(model, atoms_list, device, batch_size)
+        rows.append({"dataset": name, **errors(atoms_list, pred.energy, pred.forces)})
         log.info("%s on %s: %s", model_path, name, rows[-1])
     return pd.DataFrame(rows, columns=COLUMNS)
 

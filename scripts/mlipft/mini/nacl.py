@@ -51,22 +51,26 @@ Files written by :func:`generate`:
   floor, water integrity checks.
 
 RDFs are computed with MDAnalysis ``InterRDF`` (:func:`compute_rdf`), for the reference and,
-through the same function, for models. :func:`earth_movers_distance` compares two RDFs.
+through the same function, for models. :func:`earth_movers_distance` compares two RDFs. The MD
+protocol, the RDF and the EMD live in the analysis layer (:mod:`mlipft.analysis.md`,
+:mod:`mlipft.analysis.rdf`), where model MD reaches them; this module re-exports them.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
-from ase.data import atomic_masses, atomic_numbers
+from ase import Atoms
+from ase.data import atomic_masses
 
 from .. import xtb
+from ..analysis import md
+from ..analysis.rdf import (compute_rdf, earth_movers_distance, max_rdf_range, read_rdf_csv,
+                            trajectory_universe, write_rdf_csv)
 from ..io import atomic_path, write_atomic
 from ..keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, STRESS_KEY
 
@@ -325,183 +329,11 @@ def _labelled_copy(atoms: Atoms, method: str) -> Atoms:
     return copy
 
 
-def langevin_md(
-    atoms: Atoms,
-    calc,
-    n_steps: int,
-    *,
-    temperature_K: float,
-    timestep_fs: float,
-    friction_per_fs: float,
-    rng: np.random.Generator,
-    record_every: int = 1,
-    init_velocities: bool = True,
-    label_level: str | None = None,
-) -> list[Atoms]:
-    """Run Langevin NVT MD in place on ``atoms`` and return the recorded frames.
-
-    ``calc`` drives the dynamics (any ASE calculator: tblite, or a MACE model for model MD).
-    Frames are copies taken every ``record_every`` steps (after the step); with ``label_level``
-    they carry the calculator's energy/forces/stress as canonical ``REF_`` labels of that level.
-    ``init_velocities`` draws Maxwell-Boltzmann velocities from ``rng``; otherwise the momenta in
-    ``atoms`` are kept. The thermostat noise is drawn from ``rng`` too (deterministic).
-    Each frame has ``info['step']`` (1-based step of this call).
-    """
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import thermalize_momenta
-
-    atoms.calc = calc
-    if init_velocities:
-        thermalize_momenta(atoms, temperature_K, rng=rng)
-    dyn = Langevin(
-        atoms,
-        timestep=timestep_fs * units.fs,
-        temperature_K=temperature_K,
-        friction=friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
-    frames: list[Atoms] = []
-
-    def record():
-        step = dyn.nsteps  # ASE also calls observers before the first step (nsteps = 0): skip it
-        if step > 0 and step % 100 == 0:
-            log.info("MD step %d of %d", step, n_steps)
-        if step > 0 and step % record_every == 0:
-            if label_level is not None:
-                frame = _labelled_copy(atoms, label_level)
-            else:
-                frame = atoms.copy()
-                frame.calc = None
-            frame.info["step"] = int(step)
-            frames.append(frame)
-
-    dyn.attach(record, interval=1)
-    if n_steps > 0:
-        dyn.run(n_steps)
-    return frames
-
-
-# ----------------------------------------------------------------------------- RDF and EMD
-def max_rdf_range(atoms: Atoms) -> float:
-    """Largest r (A) for which minimum-image pair counting is complete: half the smallest
-    perpendicular width of the cell."""
-    cell = np.asarray(atoms.cell)
-    volume = abs(np.linalg.det(cell))
-    widths = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
-    return float(min(widths) / 2.0)
-
-
-def _parse_pair(pair: str) -> tuple[str, str]:
-    try:
-        a, b = pair.split("-")
-    except ValueError:
-        raise ValueError(f"RDF pair {pair!r} is not of the form A-B (e.g. 'Cl-O')") from None
-    for s in (a, b):
-        if s not in atomic_numbers:
-            raise ValueError(f"RDF pair {pair!r}: {s!r} is not an element symbol")
-    return a, b
-
-
-def trajectory_universe(frames: list[Atoms]):
-    """An in-memory MDAnalysis Universe of ASE frames (same atoms in every frame).
-
-    Atom ``type`` and ``name`` are the element symbols; per-frame box dimensions come from the
-    ASE cells (orthorhombic or triclinic).
-    """
-    import MDAnalysis as mda
-    from MDAnalysis.coordinates.memory import MemoryReader
-
-    if not frames:
-        raise ValueError("no frames")
-    symbols = frames[0].get_chemical_symbols()
-    for i, f in enumerate(frames):
-        if f.get_chemical_symbols() != symbols:
-            raise ValueError(f"frame {i} has different atoms from frame 0")
-        if not f.pbc.all():
-            raise ValueError(f"frame {i} is not periodic in 3D; the RDF needs a cell")
-    u = mda.Universe.empty(len(symbols), trajectory=False)
-    u.add_TopologyAttr("type", symbols)
-    u.add_TopologyAttr("name", symbols)
-    coords = np.stack([f.positions for f in frames]).astype(np.float32)
-    dims = np.array([f.cell.cellpar() for f in frames], dtype=np.float32)
-    u.load_new(coords, format=MemoryReader, dimensions=dims)
-    return u
-
-
-def compute_rdf(
-    trajectory_atoms_list: list[Atoms],
-    pair: str,
-    r_max: float,
-    nbins: int,
-    r_min: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Radial distribution function g_AB(r) of ``pair`` ("A-B") with MDAnalysis ``InterRDF``.
-
-    Returns ``(r, g)``: bin centres (A) and g(r), averaged over all frames with the standard
-    ``norm='rdf'`` normalisation (ideal-gas pair density N_A N_B / V of each frame). For a
-    same-species pair (``"O-O"``) self pairs are excluded and the normalisation uses
-    N (N - 1) / V, so the coordination number is (N - 1)/V * sum_bins g * shell volume. ``r_max`` must not exceed
-    :func:`max_rdf_range` of the first frame (beyond it the minimum-image count is incomplete).
-    """
-    from MDAnalysis.analysis.rdf import InterRDF
-
-    a, b = _parse_pair(pair)
-    limit = max_rdf_range(trajectory_atoms_list[0])
-    if r_max > limit + 1e-9:
-        raise ValueError(f"r_max = {r_max:.3f} A exceeds half the cell width ({limit:.3f} A)")
-    u = trajectory_universe(trajectory_atoms_list)
-    g1 = u.select_atoms(f"type {a}")
-    g2 = u.select_atoms(f"type {b}")
-    if len(g1) == 0 or len(g2) == 0:
-        raise ValueError(f"RDF pair {pair}: no {a if len(g1) == 0 else b} atoms in the frames")
-    kwargs = {"exclusion_block": (1, 1)} if a == b else {}
-    rdf = InterRDF(g1, g2, nbins=int(nbins), range=(float(r_min), float(r_max)), **kwargs)
-    rdf.run()
-    return np.asarray(rdf.results.bins, dtype=float), np.asarray(rdf.results.rdf, dtype=float)
-
-
-def earth_movers_distance(r, g_ref, g_model) -> float:
-    """Earth mover's (1-Wasserstein) distance, in A, between two RDFs on the same r grid.
-
-    ``scipy.stats.wasserstein_distance(r, r, u_weights=g_ref, v_weights=g_model)``: each g(r)
-    is used as a weight on its bin centre and scipy normalises the weights to unit sum, so the
-    two RDFs are compared as probability distributions over [r_min, r_max] (shape, not
-    absolute height). Identical RDFs give 0; shifting a peak that lies inside the range by
-    dr gives dr. Negative values (noise) are not allowed.
-    """
-    from scipy.stats import wasserstein_distance
-
-    r = np.asarray(r, dtype=float)
-    g_ref = np.asarray(g_ref, dtype=float)
-    g_model = np.asarray(g_model, dtype=float)
-    if not (r.shape == g_ref.shape == g_model.shape) or r.ndim != 1:
-        raise ValueError("r, g_ref and g_model must be 1-D arrays of the same length")
-    if (g_ref < 0).any() or (g_model < 0).any():
-        raise ValueError("g(r) must be non-negative")
-    if g_ref.sum() <= 0 or g_model.sum() <= 0:
-        raise ValueError("an RDF is zero everywhere; the EMD is undefined")
-    return float(wasserstein_distance(r, r, u_weights=g_ref, v_weights=g_model))
-
-
-def write_rdf_csv(path, rdfs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Write ``{pair: (r, g)}`` as CSV with columns ``pair,r_angstrom,g_r`` (atomically)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["pair", "r_angstrom", "g_r"])
-            for pair, (r, g) in rdfs.items():
-                for ri, gi in zip(r, g):
-                    writer.writerow([pair, f"{ri:.6f}", f"{gi:.8f}"])
-
-
-def read_rdf_csv(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read ``rdf_reference.csv`` back into ``{pair: (r, g)}``."""
-    rows: dict[str, list[tuple[float, float]]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            rows.setdefault(row["pair"], []).append((float(row["r_angstrom"]), float(row["g_r"])))
-    return {p: (np.array([x[0] for x in v]), np.array([x[1] for x in v])) for p, v in rows.items()}
+def langevin_md(atoms: Atoms, calc, n_steps: int, *, label_level: str | None = None, **kwargs) -> list[Atoms]:
+    """:func:`mlipft.analysis.md.langevin_md` (same arguments); with ``label_level`` the frames
+    carry the calculator's energy/forces/stress as canonical ``REF_`` labels of that level."""
+    snapshot = None if label_level is None else (lambda a: _labelled_copy(a, label_level))
+    return md.langevin_md(atoms, calc, n_steps, snapshot=snapshot, **kwargs)
 
 
 # ----------------------------------------------------------------------------- generate

@@ -25,7 +25,7 @@ from ase import Atoms
 from .. import xtb
 from ..io import write_atomic
 from ..keys import CONFIG_TYPE_KEY, ENERGY_KEY
-from ..neb import neb_path
+from ..analysis.neb import neb_path
 
 log = logging.getLogger(__name__)
 

@@ -47,9 +47,10 @@ import numpy as np
 from ase import Atoms
 
 from .. import xtb
+from ..analysis.md import langevin_md
+from ..analysis.torsion import relax, relaxed_scan
 from ..io import atomic_path, write_atomic
 from ..keys import CONFIG_TYPE_KEY
-from .nacl import langevin_md
 
 log = logging.getLogger(__name__)
 
@@ -254,51 +255,21 @@ def sample_molecule(name: str, params: dict, rng: np.random.Generator) -> list[A
 
 
 # ----------------------------------------------------------------------------- torsions
-def _relax(atoms: Atoms, fmax: float, steps: int, constraint=None) -> Atoms:
-    from ase.optimize import BFGS
-
-    a = atoms.copy()
-    a.set_constraint(constraint)
-    a.calc = xtb.calculator("target", 0, 1)
-    BFGS(a, logfile=None, maxstep=0.1).run(fmax=fmax, steps=steps)
-    a.set_constraint()
-    a.calc = None
-    return a
+def _target_calculator():
+    return xtb.calculator("target", 0, 1)
 
 
 def torsion_scan(torsion: str, n_angles: int, fmax: float, steps: int, random_seed: int) -> list[Atoms]:
-    """Relaxed GFN2-xTB scan of one of :data:`TORSIONS` (see the module docstring)."""
-    from ase.constraints import FixInternals
-
+    """Relaxed GFN2-xTB scan of one of :data:`TORSIONS` (see the module docstring): the
+    molecule's setup here, the scan itself :func:`mlipft.analysis.torsion.relaxed_scan`."""
     if torsion not in TORSIONS:
         raise ValueError(f"unknown torsion {torsion!r}; known: {sorted(TORSIONS)}")
     name, (i, j, k, l) = TORSIONS[torsion]
     side = moving_side(name, j, k)
     start = embed_conformers(name, 1, random_seed)[0]
-    current = _relax(start, fmax, steps)
+    current = relax(start, _target_calculator, fmax, steps)
     angles = -180.0 + 360.0 * np.arange(n_angles) / n_angles
-
-    def relax_at(geometry: Atoms, angle: float) -> Atoms:
-        guess = geometry.copy()
-        guess.set_dihedral(i, j, k, l, angle % 360.0, indices=side)
-        fix = FixInternals(dihedrals_deg=[[float(angle % 360.0), [i, j, k, l]]])
-        relaxed = _relax(guess, fmax, steps, constraint=fix)
-        relaxed.calc = xtb.calculator("target", 0, 1)
-        relaxed.info["_energy"] = relaxed.get_potential_energy()
-        relaxed.calc = None
-        return relaxed
-
-    # Forward sweep, then a backward sweep from its end; keep the lower energy at each angle
-    # (a relaxed scan can jump between basins; two directions remove most of that hysteresis).
-    forward = []
-    for angle in angles:
-        current = relax_at(current, angle)
-        forward.append(current)
-    best = list(forward)
-    for n in range(n_angles - 1, -1, -1):
-        current = relax_at(current, angles[n])
-        if current.info["_energy"] < best[n].info["_energy"] - 1e-6:
-            best[n] = current
+    best, _ = relaxed_scan(current, (i, j, k, l), side, angles, _target_calculator, fmax, steps)
     out = []
     for angle, relaxed in zip(angles, best):
         relaxed = relaxed.copy()

@@ -3,6 +3,15 @@
 A model's profile for a reaction is computed between the *reference* end points (fixed), from
 an IDPP interpolation, so that every model is compared on the same reactant and product; the
 profile is reported against the normalised path length (the reaction coordinate).
+
+The model's forces on every image come from one batched forward pass per NEB step
+(:class:`BatchedMACE`, through :func:`mlipft.analysis.predict.predict`).
+
+CLI::
+
+    python -m mlipft.analysis.neb --model M --reference reference_neb.xyz --reactions Cl_Br ...
+        [--n-images 5] [--fmax 0.05] [--steps 200] [--device cpu|cuda|auto (cpu)]
+        [--default-dtype float64] [--threads 1] --output neb.csv
 """
 
 from __future__ import annotations
@@ -15,8 +24,9 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from .io import atomic_path, read_configs
-from .keys import ENERGY_KEY
+from ..io import atomic_path, read_configs
+from ..keys import ENERGY_KEY
+from .predict import load_model, predict, select_head
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +97,11 @@ class BatchedMACE:
     cached result.
     """
 
-    def __init__(self, model_path: str, device: str = "cpu", default_dtype: str = "float64"):
-        import torch
-        from mace.tools import torch_tools
-        from mace.tools.utils import AtomicNumberTable
-
-        torch_tools.set_default_dtype(default_dtype)
+    def __init__(self, model_path: str, device: str = "cpu", default_dtype: str = "float64",
+                 head: str | None = None):
         self.device = device
-        self.model = torch.load(model_path, map_location=device, weights_only=False)
-        for p in self.model.parameters():
-            p.requires_grad = False
-        heads = list(getattr(self.model, "heads", ["Default"]))
-        self.head = "Default" if "Default" in heads else heads[-1]
-        self.heads = heads
-        self.z_table = AtomicNumberTable([int(z) for z in self.model.atomic_numbers])
+        self.model = load_model(model_path, device, default_dtype)
+        self.head = select_head(self.model, head)
         self.images: list[Atoms] = []
         self._cache: list[tuple[np.ndarray, float, np.ndarray]] = []
         self.n_batches = 0
@@ -130,19 +131,10 @@ class BatchedMACE:
         return energy, forces
 
     def evaluate(self, atoms_list: list[Atoms]) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        from mace import data
-        from mace.tools import torch_geometric
-
-        dataset = [data.AtomicData.from_config(data.config_from_atoms(a, head_name=self.head),
-                                               z_table=self.z_table, cutoff=float(self.model.r_max),
-                                               heads=self.heads) for a in atoms_list]
-        loader = torch_geometric.dataloader.DataLoader(dataset=dataset, batch_size=len(dataset), shuffle=False)
-        batch = next(iter(loader)).to(self.device)
-        out = self.model(batch.to_dict(), training=False, compute_force=True)
-        energies = out["energy"].detach().cpu().numpy()
-        forces = np.split(out["forces"].detach().cpu().numpy(), batch.ptr[1:-1].cpu().numpy())
+        """(positions, energy, forces) of every image, all in one batch."""
+        pred = predict(self.model, atoms_list, self.device, batch_size=None, head=self.head)
         self.n_batches += 1
-        return [(a.positions.copy(), float(e), f) for a, e, f in zip(atoms_list, energies, forces)]
+        return [(a.positions.copy(), float(e), f) for a, e, f in zip(atoms_list, pred.energy, pred.forces)]
 
 
 def model_profiles(model_path: str, reference_file: str, reactions: list[str], n_images: int,
@@ -160,7 +152,8 @@ def model_profiles(model_path: str, reference_file: str, reactions: list[str], n
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="NEB profiles of a MACE model against reference paths")
+    parser = argparse.ArgumentParser(prog="python -m mlipft.analysis.neb",
+                                     description="NEB profiles of a MACE model against reference paths")
     parser.add_argument("--model", required=True)
     parser.add_argument("--reference", required=True, help="reference NEB images (extxyz)")
     parser.add_argument("--reactions", nargs="+", required=True)
@@ -175,7 +168,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import torch
 
-    from .train import resolve_device
+    from ..train import resolve_device
 
     torch.set_num_threads(args.threads)
     frame = model_profiles(args.model, args.reference, args.reactions, args.n_images, args.fmax,
