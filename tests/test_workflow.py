@@ -65,7 +65,7 @@ def compare_to_reference(tables: Path, reference: Path) -> list[str]:
             assert set(new.variant) == {"base"}, ref_path.name
         for col in ref.columns:
             a, b = ref[col], new[col]
-            if np.issubdtype(a.dtype, np.floating):
+            if pd.api.types.is_float_dtype(a.dtype):
                 np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(), rtol=rtol, atol=0,
                                            err_msg=f"{ref_path.name}: {col}")
             else:

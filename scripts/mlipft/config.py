@@ -386,8 +386,9 @@ def runs_for_figure(config: dict, figure: str) -> list[Run]:
     axes = grid(config, figure)
     strategies = strategies_from_config(config)
     runs = []
-    for bench, trainset, fraction, found, strat, e0, variant, seed in itertools.product(
-            *(axes[a] for a in ("benchmark", "trainset", "fraction", "foundation", "strategy", "e0s", "variant", "seed"))):
+    # strategy-major, fractions and seeds innermost: the order of the figures' table rows
+    for bench, trainset, found, strat, e0, variant, fraction, seed in itertools.product(
+            *(axes[a] for a in ("benchmark", "trainset", "foundation", "strategy", "e0s", "variant", "fraction", "seed"))):
         run = Run(bench, trainset, fraction, found, strat, effective_e0_mode(strategies[strat], e0), variant, int(seed))
         if run not in runs:
             runs.append(run)
