@@ -74,6 +74,16 @@ def finetune_spec(w, input):
     return wf.finetune_spec(config, wf.run_of(w), input)
 
 
+def validation_inputs(w):
+    """A benchmark's files (ancient: committed mini-world files keep arbitrary checkout mtimes)."""
+    files = wf.validation_files(config, PATHS, w.benchmark)
+    return {role: [ancient(p) if config["world"] == "mini" else p for p in paths] for role, paths in files.items()}
+
+
+def validation_args(w, input):
+    return wf.validation_args(config, w.benchmark, {k: list(v) for k, v in input.items()})
+
+
 def evalset_file(w):
     return wf.evalset_file(config, PATHS, w.benchmark, w.evalset)
 

@@ -2,11 +2,31 @@
 # (benchmark, training set, fraction, foundation, strategy, E0 mode, variant, seed).
 # Paths: mlipft.paths (PATHS); specs: mlipft.workflow.
 
+rule validate_data:
+    message:
+        "Data of {wildcards.benchmark}: finite labels of the right shape, elements covered, units, disjoint splits"
+    input:
+        unpack(validation_inputs),
+    output:
+        PATHS.pattern("validation"),
+    params:
+        args=validation_args,
+    log:
+        PATHS.log("validate_data", "{benchmark}"),
+    benchmark:
+        PATHS.bench("validate_data", "{benchmark}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.validate_data {params.args} --report {output} > {log} 2>&1"
+
+
 rule subsample_trainset:
     message:
         "Training set {wildcards.benchmark}/{wildcards.trainset}: fraction {wildcards.fraction}, seed {wildcards.seed}"
     input:
-        lambda w: bench_file(w.benchmark, w.trainset),
+        data=lambda w: bench_file(w.benchmark, w.trainset),
+        validated=PATHS.pattern("validation"),  # no job reads a benchmark before its data is checked
     output:
         PATHS.pattern("trainset"),
     log:
@@ -16,7 +36,7 @@ rule subsample_trainset:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.subsample --input {input} --fraction {wildcards.fraction} "
+        "python -m mlipft.subsample --input {input.data} --fraction {wildcards.fraction} "
         "--seed {wildcards.seed} --output {output} > {log} 2>&1"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,3 +158,24 @@ def test_caption_names_world_scale_grid_and_paper(config):
     assert "World:* mini, scale smoke" in text and "strategy: scratch, naive" in text
     assert "The paper's version:* Fig. 6c" in text
     json.dumps(figures.spec(config, "fig06"))  # what the rules pass to collect and plot
+
+
+def test_convergence_joins_the_trainable_table_and_marks_the_figure(tmp_path):
+    """A run still improving is marked † in its figure; one with too few epochs is not judged."""
+    p = Paths(tmp_path / "results")
+    files = []
+    for strategy, curve in (("naive", [1.0 / (1 + e) ** 3 + 0.5 for e in range(20)]),
+                            ("lora", [1.0 - 0.04 * e for e in range(20)])):
+        run = Run("sn2", "train", 1, "f", strategy, "estimated", "base", 0)
+        path = Path(p.run_file(run, "loss_curves"))
+        path.parent.mkdir(parents=True)
+        pd.DataFrame({"epoch": range(20), "head": "Default", "split": "valid", "loss": curve}).to_csv(path, index=False)
+        files.append(path)
+    conv = common.convergence(files)
+    assert dict(zip(conv.strategy, conv.convergence)) == {"naive": "plateau", "lora": "improving"}
+    table = common.with_convergence(pd.DataFrame({"strategy": ["naive", "lora"], "benchmark": "sn2", "trainset": "train",
+                                                  "fraction": "1", "foundation": "f", "e0s": "estimated",
+                                                  "variant": "base", "seed": "0"}), conv)
+    marks, note = common.convergence_note(table)
+    assert marks == {"lora": " †"} and "not converged" in note
+    assert common.convergence(None) is None

@@ -35,3 +35,10 @@ def test_paths_outside_the_layout_are_refused():
         parse_run("results/runs/sn2/train/f1/found/naive/e0-estimated/seed0/model.model")  # no variant
     with pytest.raises(KeyError):
         Paths("r").pattern("nothing")
+
+
+def test_log_and_benchmark_names_drop_the_output_suffix():
+    p = Paths("res")
+    assert p.pattern("benchmark:evaluate_errors@errors").endswith("/errors/{evalset}.tsv")
+    assert p.pattern("log:validate_data@validation") == "res/logs/validate_data/validation/{benchmark}.log"
+    assert p.validation("sn2") == "res/validation/sn2.json"

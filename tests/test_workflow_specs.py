@@ -39,7 +39,7 @@ def test_evalset_files_and_neb_reactions(config):
 def test_figure_inputs_come_from_the_kind(config):
     p = wf.paths(config)
     inputs = wf.figure_inputs(config, p, "sn2_learning_curve")
-    assert set(inputs) == {"errors", "trainable", "trainsets"}
+    assert set(inputs) == {"errors", "trainable", "loss_curves", "trainsets"}
     assert len(inputs["errors"]) == 8 * 3 and len(inputs["trainsets"]) == 3
     assert all(f.endswith("/errors/test.csv") for f in inputs["errors"])
     assert wf.figure_tables(config, p, "fig06") == {"neb_profiles": "results/mini/tables/fig06_neb_profiles.csv",
@@ -56,3 +56,29 @@ def test_mini_world_files_cover_every_committed_artifact(config, root):
     manifest = (root / "data" / "mini" / "mini" / "MANIFEST.tsv").read_text()
     for path in files:
         assert path.removeprefix("data/mini/mini/") in manifest, path
+
+
+def test_validation_covers_the_files_the_figures_use(config):
+    p = wf.paths(config)
+    files = wf.validation_files(config, p, "sn2")
+    assert files["train"] == sorted(p.bench_file("sn2", t) for t in ("train", "train_rp"))
+    assert files["valid"] == sorted(p.bench_file("sn2", t) for t in ("valid", "valid_rp"))
+    assert "evalset" not in files and files["isolated"] == [p.bench_file("sn2", "isolated_atoms")]
+    config["figures"]["lpsc_test_errors"]["evalsets"] = ["test", "other_argyrodites"]
+    lpsc = wf.validation_files(config, p, "lpsc")
+    assert lpsc["evalset"] == [p.bench_file("lpsc", "heldout_other_argyrodites")]
+    args = wf.validation_args(config, "lpsc", lpsc)
+    assert "--stress train,valid,test" in args and "--disjoint train,valid,test" in args
+    assert "--file evalset=data/mini/mini/benchmarks/lpsc/heldout_other_argyrodites.xyz" in args
+
+
+def test_committed_benchmarks_pass_validation(config, tmp_path):
+    """Every file the mini figures use passes mlipft.validate_data (what the workflow runs first)."""
+    import shlex
+
+    from mlipft import validate_data
+
+    p = wf.paths(config)
+    for bench in config["benchmarks"]:
+        args = shlex.split(wf.validation_args(config, bench, wf.validation_files(config, p, bench)))
+        assert validate_data.main([*args, "--report", str(tmp_path / f"{bench}.json")]) == 0, bench

@@ -8,6 +8,7 @@ pattern with ``{wildcards}`` (``Paths.pattern(...)``), built from the same templ
 
 Layout under the results root (``results/<scale>/`` by default)::
 
+    validation/<benchmark>.json                                          its files checked (before any job)
     trainsets/<benchmark>/<trainset>/f<fraction>/seed<seed>.xyz          subsampled training set
     e0s/<benchmark>/<trainset>/f<fraction>/seed<seed>/<foundation>.json  every E0 mode of it
     replay/<benchmark>/<replay>.xyz                                      replay set of a benchmark
@@ -34,6 +35,7 @@ RUN = ("runs/{benchmark}/{trainset}/f{fraction}/{foundation}/{strategy}/e0-{e0s}
 TRAINSET = "trainsets/{benchmark}/{trainset}/f{fraction}/seed{seed}.xyz"
 E0S = "e0s/{benchmark}/{trainset}/f{fraction}/seed{seed}/{foundation}.json"
 REPLAY = "replay/{benchmark}/{replay}.xyz"
+VALIDATION = "validation/{benchmark}.json"
 #: Files of a run directory: the fine-tune's artifacts and each analysis's table.
 RUN_FILES = {
     "model": "model.model",
@@ -156,7 +158,8 @@ class Paths:
         return f"{self.results}/{template.format(**keep)}"
 
     def template(self, name: str) -> str:
-        kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE}
+        kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE,
+                 "validation": VALIDATION}
         if name in kinds:
             return kinds[name]
         if name in RUN_FILES:
@@ -165,7 +168,7 @@ class Paths:
             if name.startswith(prefix):
                 rule, _, of = name[len(prefix):].partition("@")
                 base = self.template(of or "run")
-                return f"{root}/{rule}/{base.removesuffix('.xyz').removesuffix('.json')}.{ext}"
+                return f"{root}/{rule}/{PurePosixPath(base).with_suffix('')}.{ext}"
         raise KeyError(f"no path template {name!r}")
 
     # ---- concrete paths ----
@@ -184,6 +187,10 @@ class Paths:
 
     def e0s(self, run: Run) -> str:
         return self._res(E0S, **run.as_dict())
+
+    def validation(self, benchmark: str) -> str:
+        """The data-validation report of a benchmark's files (mlipft.validate_data)."""
+        return self._res(VALIDATION, benchmark=benchmark)
 
     def replay(self, benchmark: str, replay: str) -> str:
         return self._res(REPLAY, benchmark=benchmark, replay=replay)

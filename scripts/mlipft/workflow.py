@@ -91,6 +91,38 @@ def pretrain_spec(config: dict, foundation: str, train: list[str], valid: list[s
     })
 
 
+# ---- data validation ----
+
+def validation_files(config: dict, p: Paths, benchmark: str) -> dict[str, list[str]]:
+    """The files of a benchmark the figures use, by role of mlipft.validate_data: training and
+    validation sets of the figures' training sets, the test set, the figures' evaluation sets,
+    and the isolated atoms."""
+    bench = config["benchmarks"][benchmark]
+    trainsets, evals = set(), {"test"}
+    for name, fig in config["figures"].items():
+        axes = cfg.grid(config, name)
+        if benchmark in axes["benchmark"]:
+            trainsets.update(axes["trainset"])
+            evals.update(cfg.evalsets(config, name))
+    files = {"train": sorted({p.bench_file(benchmark, t) for t in trainsets}),
+             "valid": sorted({p.bench_file(benchmark, bench["validsets"][t]) for t in trainsets}),
+             "test": [p.bench_file(benchmark, bench["test"])],
+             "evalset": sorted({evalset_file(config, p, benchmark, e) for e in evals if e != "test"}),
+             "isolated": [p.bench_file(benchmark, "isolated_atoms")]}
+    return {role: paths for role, paths in files.items() if paths}
+
+
+def validation_args(config: dict, benchmark: str, inputs: dict[str, list[str]]) -> str:
+    """Arguments of ``python -m mlipft.validate_data`` for a benchmark (shell-quoted)."""
+    args = [f"--file {shlex.quote(f'{role}={path}')}" for role, paths in inputs.items() if role != "isolated"
+            for path in paths]
+    args.append(f"--isolated {shlex.quote(inputs['isolated'][0])}")
+    if config["benchmarks"][benchmark].get("compute_stress"):
+        args.append("--stress train,valid,test")
+    args.append("--disjoint train,valid,test")
+    return " ".join(args)
+
+
 # ---- analyses ----
 
 def evalset_file(config: dict, p: Paths, benchmark: str, evalset: str) -> str:

@@ -49,6 +49,47 @@ def trainable(files: list[str | Path]) -> pd.DataFrame:
     return _ordered(pd.DataFrame(rows))
 
 
+def convergence(files: list[str | Path] | None) -> pd.DataFrame | None:
+    """Per run: has the target head's validation loss stopped improving (mlipft.convergence:
+    the best value of the last 20 % of epochs against the best before, 2 % tolerance)?
+    Columns: the run's keys, ``converged`` (True, False, or empty when too few epochs to
+    judge), ``convergence`` (improving, plateau, worsening, too_few_epochs), ``improvement``
+    and ``epochs``. None without loss curves (an input role a figure may lack)."""
+    if not files:
+        return None
+    from ..convergence import assess_file
+
+    rows = []
+    for path in files:
+        result = assess_file(path, head="Default")
+        rows.append({**parse_run(path).keys(), "converged": result["converged"], "convergence": result["status"],
+                     "improvement": result["improvement"], "epochs": result["n_epochs"]})
+    return _ordered(pd.DataFrame(rows))
+
+
+def with_convergence(frame: pd.DataFrame, conv: pd.DataFrame | None) -> pd.DataFrame:
+    """``frame`` with the convergence columns of its runs (unchanged when there are none)."""
+    if conv is None:
+        return frame
+    keys = [k for k in RUN_KEYS if k in frame.columns and k in conv.columns]
+    left = frame.astype({k: str for k in keys})
+    return left.merge(conv.astype({k: str for k in keys}), on=keys, how="left", validate="many_to_one")
+
+
+def convergence_note(frame: pd.DataFrame) -> tuple[dict[str, str], str]:
+    """A mark per strategy whose runs are still improving (``†``) and the figure's footnote."""
+    if "convergence" not in frame.columns:
+        return {}, ""
+    marks = {s: " †" for s in frame[frame.convergence == "improving"].strategy.unique()}
+    notes = []
+    if marks:
+        notes.append("† validation loss still improving over the last 20 % of epochs: not converged "
+                     "(mlipft.convergence)")
+    if (frame.convergence == "too_few_epochs").any():
+        notes.append(f"convergence not judged: too few epochs ({int(frame.epochs.max())}) for a trend")
+    return marks, "; ".join(notes)
+
+
 def error_summary(files: list[str | Path]) -> pd.DataFrame:
     """RMSE/MAE per run and evaluation set from per-structure error files (mlipft.analysis.errors)."""
     from ..analysis.errors import summary

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import STYLE, error_summary, pyplot, save, settings, trainable, training_set_sizes
+from .common import (STYLE, convergence, convergence_note, error_summary, pyplot, save, settings, trainable,
+                     training_set_sizes, with_convergence)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) on the evaluation set against the number of "
                "training configurations, log-log, one line per strategy through the mean over seeds.")
@@ -26,6 +27,7 @@ def inputs(config, name, runs, paths):
 
     return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
             "trainable": [paths.run_file(r, "trainable") for r in runs],
+            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
             "trainsets": sorted({paths.trainset(r) for r in runs})}
 
 
@@ -42,7 +44,8 @@ def with_sizes(errors: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
 
 def collect(inputs, spec):
     errors = with_sizes(error_summary(inputs["errors"]), training_set_sizes(inputs["trainsets"]))
-    return {"errors": errors, "trainable": trainable(inputs["trainable"])}
+    conv = convergence(inputs.get("loss_curves"))
+    return {"errors": errors, "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
 
 
 def plot(tables, spec, outputs):
@@ -57,6 +60,7 @@ def plot(tables, spec, outputs):
     lines = [(s, h) for s in labels if s in set(errors.strategy) for h in dict.fromkeys(errors.setting)]
     colours = dict(zip(lines, sns.color_palette("tab10", len(lines))))
     frac = train.groupby("strategy")["trainable_fraction"].mean()
+    marks, note = convergence_note(train)
     sizes = sorted(errors.n_train.unique())
     evalsets = [e for e in spec["evalsets"] if e in set(errors.evalset)]
     with plt.rc_context(STYLE):
@@ -67,7 +71,8 @@ def plot(tables, spec, outputs):
                 for i, (s, h) in enumerate(lines):
                     runs = data[(data.strategy == s) & (data.setting == h)]
                     mean = runs.groupby("n_train")["value"].mean()
-                    name = f"{labels[s]} ({100 * frac.get(s, np.nan):.1f} % trained)" + (f", {h}" if h else "")
+                    name = (f"{labels[s]}{marks.get(s, '')} ({100 * frac.get(s, np.nan):.1f} % trained)"
+                            + (f", {h}" if h else ""))
                     ax.plot(mean.index, mean.values, marker=MARKERS[i % len(MARKERS)], ms=4, lw=1.3,
                             color=colours[(s, h)], label=name)
                     if runs.seed.nunique() > 1:
@@ -87,5 +92,7 @@ def plot(tables, spec, outputs):
         handles, names = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=min(4, len(lines)), frameon=False)
         fig.suptitle(spec["description"])
-        fig.tight_layout(rect=(0, (0.02 + 0.045 * ((len(lines) + 3) // 4)) / len(evalsets), 1, 1))
+        if note:
+            fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
+        fig.tight_layout(rect=(0, (0.04 + 0.045 * ((len(lines) + 3) // 4)) / len(evalsets), 1, 1))
         save(fig, outputs)

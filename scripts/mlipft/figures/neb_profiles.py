@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import RUN_KEYS
-from .common import STYLE, collect_runs, pyplot, save
+from .common import STYLE, collect_runs, convergence, convergence_note, pyplot, save, with_convergence
 
 DESCRIPTION = ("NEB energy profiles (eV, relative to the reactant) of each model between the reference end "
                "points, against the reference path (dashed); legend: mean absolute forward-barrier error.")
@@ -39,7 +39,8 @@ def check(config, name, fig, axes):
 
 
 def inputs(config, name, runs, paths):
-    return {"neb": [paths.run_file(r, "neb") for r in runs]}
+    return {"neb": [paths.run_file(r, "neb") for r in runs],
+            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs]}
 
 
 def barriers(profiles: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +55,8 @@ def collect(inputs, spec):
     profiles = collect_runs(inputs["neb"])
     wanted = set(spec["entry"]["neb_reactions"])
     profiles = profiles[profiles.reaction.isin(wanted)].reset_index(drop=True)  # a run computes every figure's reactions
-    return {"neb_profiles": profiles, "neb_barriers": barriers(profiles)}
+    return {"neb_profiles": profiles,
+            "neb_barriers": with_convergence(barriers(profiles), convergence(inputs.get("loss_curves")))}
 
 
 def reaction_label(reaction: str) -> str:
@@ -88,6 +90,7 @@ def plot(tables, spec, outputs):
     barrier = barrier.assign(setting=settings(barrier, spec))
     panels = [(s, h) for s in labels if s in set(profiles.strategy) for h in dict.fromkeys(profiles.setting)]
     reactions = sorted(profiles.reaction.unique())
+    marks, note = convergence_note(barrier)
     colours = dict(zip(reactions, sns.color_palette("colorblind", len(reactions))))
     ncols = min(4, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
@@ -116,7 +119,7 @@ def plot(tables, spec, outputs):
             if off_scale:
                 worst = max(off_scale, key=abs)
                 text += f"\n▲▼ off scale (as far as {worst:.3g} eV)"
-            ax.set_title(labels[strategy] + (f"\n{setting}" if setting else ""))
+            ax.set_title(labels[strategy] + marks.get(strategy, "") + (f"\n{setting}" if setting else ""))
             ax.text(0.03, 0.95, text, transform=ax.transAxes, va="top", fontsize=7.5)
             ax.axhline(0, color="0.8", lw=0.6, zorder=0)
             ax.set_ylim(y_lo, y_hi)
@@ -132,5 +135,7 @@ def plot(tables, spec, outputs):
         fig.legend(handles, names, loc="lower center", ncol=min(len(names), 6), frameon=False,
                    bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(names) > 6)))
         fig.suptitle(spec["description"])
+        if note:
+            fig.text(0.5, -0.06, note, ha="center", va="bottom", fontsize=7, color="0.3")
         fig.tight_layout(rect=(0, 0.07, 1, 1))
         save(fig, outputs)

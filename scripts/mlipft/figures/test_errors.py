@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import STYLE, error_summary, pyplot, save, settings, trainable
+from .common import (STYLE, convergence, convergence_note, error_summary, pyplot, save, settings, trainable,
+                     with_convergence)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) per strategy on each evaluation set, "
                "from per-structure errors; bars are means over seeds, dots single seeds.")
@@ -26,11 +27,13 @@ def inputs(config, name, runs, paths):
     from ..config import evalsets
 
     return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
-            "trainable": [paths.run_file(r, "trainable") for r in runs]}
+            "trainable": [paths.run_file(r, "trainable") for r in runs],
+            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs]}
 
 
 def collect(inputs, spec):
-    return {"errors": error_summary(inputs["errors"]), "trainable": trainable(inputs["trainable"])}
+    conv = convergence(inputs.get("loss_curves"))
+    return {"errors": error_summary(inputs["errors"]), "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
 
 
 def plot(tables, spec, outputs):
@@ -41,7 +44,8 @@ def plot(tables, spec, outputs):
     labels = spec["labels"]
     order = [s for s in labels if s in set(errors.strategy)]
     frac = train.groupby("strategy")["trainable_fraction"].mean()
-    ticks = [f"{labels[s]}\n({100 * frac.get(s, np.nan):.1f} % trained)" for s in order]
+    marks, note = convergence_note(train)
+    ticks = [f"{labels[s]}{marks.get(s, '')}\n({100 * frac.get(s, np.nan):.1f} % trained)" for s in order]
     errors = errors.assign(setting=settings(errors, spec))
     hues = list(dict.fromkeys(errors.setting))
     evalsets = [e for e in spec["evalsets"] if e in set(errors.evalset)]
@@ -77,5 +81,7 @@ def plot(tables, spec, outputs):
             fig.legend(handles[:len(hues)], names[:len(hues)], loc="lower center", ncol=min(4, len(hues)),
                        frameon=False)
         fig.suptitle(spec["description"])
-        fig.tight_layout(rect=(0, 0.05 * (len(hues) > 1) * ((len(hues) + 3) // 4), 1, 1))
+        if note:
+            fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
+        fig.tight_layout(rect=(0, 0.05 * (len(hues) > 1) * ((len(hues) + 3) // 4) + 0.03 * bool(note), 1, 1))
         save(fig, outputs)
