@@ -115,9 +115,10 @@ def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
                                        str(report), "--config", "scale=smoke"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     html = report.read_text()
-    for fig in config["figures"]:
-        assert f"{fig}.png" in html, fig
-    assert "paper" in html and "scale smoke" in html
+    for fig, spec in config["figures"].items():  # each figure, with its caption rendered
+        assert f"{fig}.png" in html and f"<strong>{fig}</strong>" in html and spec["description"] in html, fig
+    assert "The paper&#39;s version:" in html or "The paper's version:" in html
+    assert "scale smoke" in html
 
 
 def test_every_figure_is_made(smoke_run, config):
