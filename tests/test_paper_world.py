@@ -344,6 +344,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "convert_replay": len(replay_sources),
         "install_foundation": len(foundations),
         "replay_set": len(replays),
+        "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),
