@@ -22,6 +22,7 @@ from mlipft import workflow as wf  # noqa: E402
 
 cfg.resolve(config)  # a world's unavailable_figures leave the grid
 try:
+    cfg.check_files(workflow.configfiles)  # strictly re-read: a duplicate key (Snakemake keeps the last) stops the run
     cfg.check(config, root=workflow.basedir)  # the schema (every key described), then cross-references
 except cfg.ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None

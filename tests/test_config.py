@@ -45,7 +45,7 @@ def test_default_config_is_valid(config):
     (lambda c: c["figures"]["fig06"].update(fractions=[0]), r"figures\.fig06\.fractions: 0 is outside"),
     (lambda c: c["figures"]["sn2_test_errors"].update(fractions=[0.1, 1.0]),
      r"figures\.sn2_test_errors\.fractions: a test_errors figure compares .* use kind: learning_curve"),
-    (lambda c: c["figures"]["sn2_learning_curve"].update(fractions=[1.0, 1]),
+    (lambda c: c["figures"]["sn2_learning_curve"].update(fractions=[1.0]),
      r"figures\.sn2_learning_curve\.fractions: a learning_curve figure needs at least two different fractions"),
     (lambda c: c["figures"]["fig06"].update(trainset="train_ts"), r"figures\.fig06\.trainset: 'train_ts' is not a training set"),
     (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_I"]), r"figures\.fig06\.neb_reactions"),

@@ -6,8 +6,9 @@ message naming the config entry, before any job starts.
 
 from __future__ import annotations
 
-import importlib.util
 import copy
+import difflib
+import importlib.util
 from pathlib import Path
 
 import yaml
@@ -31,9 +32,56 @@ class ConfigError(ValueError):
     """A configuration entry that cannot work; the message names the entry."""
 
 
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML, and Snakemake
+    reading a ``--configfile``, silently keep the last one). A merge key's keys (``<<: *anchor``)
+    may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: construct_mapping says so
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first.line + 1}; YAML would keep "
+                        "only the last one)", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def load(path: str | Path) -> dict:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
+    """A YAML file, read strictly (:class:`StrictLoader`): a duplicate key or a syntax error is a
+    :class:`ConfigError` naming the file, line and column."""
+    try:
+        with open(path) as handle:
+            return yaml.load(handle, Loader=StrictLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"config file {path}" + (f", line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+        context = ""
+        if err.context and err.context_mark is not None and err.context_mark is not mark:
+            context = f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
+        elif err.context:
+            context = f" ({err.context})"
+        raise ConfigError(f"{where}: {err.problem or err.context}{context if err.problem else ''}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path}: {err}") from None
+
+
+def check_files(paths) -> None:
+    """Re-read every config file strictly (:func:`load`): Snakemake has already loaded them with
+    a YAML reader that keeps the last of two equal keys without a word. ``paths``: Snakemake's
+    ``workflow.configfiles``."""
+    for path in dict.fromkeys(str(p) for p in paths):
+        data = load(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: not a mapping of config keys (got {type(data).__name__})")
 
 
 def merge(base: dict, overlay: dict) -> dict:
@@ -70,19 +118,54 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
     schema = load(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    # a misspelt key is also a missing required one: report the unknown key (with its hint)
+    errors = sorted(validator.iter_errors(config),
+                    key=lambda e: (list(e.absolute_path), e.validator != "additionalProperties"))
     if errors:
         err = errors[0]
         if err.validator == "oneOf" and list(err.absolute_path)[:1] == ["figures"] and isinstance(err.instance, dict):
             err = _figure_branch_error(err, schema)
+        err = _unique_items_error(err)
         where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
         message = err.message
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             known = set(err.schema.get("properties", {}))
             unknown = sorted(k for k in err.instance if k not in known and not k.startswith("x-"))
             message = (f"unknown key(s) {unknown}; allowed: {sorted(known)}"
-                       + (" (and x-* anchors)" if "^x-" in err.schema.get("patternProperties", {}) else ""))
+                       + (" (and x-* anchors)" if "^x-" in err.schema.get("patternProperties", {}) else "")
+                       + did_you_mean(unknown, known))
         raise ConfigError(f"config entry {where}: {message}")
+
+
+def did_you_mean(unknown, known) -> str:
+    """``; did you mean 'figures'?`` for the unknown keys that look like a known one (difflib)."""
+    hints = {}
+    for key in unknown:
+        close = [k for k in known if k.replace("_", "").lower() == str(key).replace("_", "").lower()]
+        close = close or difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.75)
+        if close:
+            hints[key] = close[0]
+    if not hints:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {hints[unknown[0]]!r}?"
+    return "; did you mean " + ", ".join(f"{v!r} for {k!r}" for k, v in hints.items()) + "?"
+
+
+def _unique_items_error(err):
+    """A list with a repeated value (``uniqueItems``, also inside a ``oneOf`` of a string or a
+    list): name the value, not jsonschema's "has non-unique elements"."""
+    if err.validator == "oneOf" and isinstance(err.instance, list):
+        inner = [e for e in err.context if e.validator == "uniqueItems"]
+        if inner:
+            err = inner[0]
+    if err.validator == "uniqueItems" and isinstance(err.instance, list):
+        seen = []
+        for value in err.instance:
+            if value in seen:
+                return _Message(list(err.absolute_path), f"{value!r} is listed twice")
+            seen.append(value)
+    return err
 
 
 def _figure_branch_error(err, schema: dict):
@@ -104,20 +187,61 @@ def _figure_branch_error(err, schema: dict):
     inner = sorted(jsonschema.Draft202012Validator(sub).iter_errors(err.instance), key=lambda e: list(e.absolute_path))
     if not inner:
         return err
-    # an invalid value also makes its key "unevaluated": report the value's own error first
-    first = next((e for e in inner if e.validator != "unevaluatedProperties"), inner[0])
-    message = first.message
-    if first.validator == "unevaluatedProperties":
-        branch = schema["$defs"][kinds[kind]]
-        allowed = set(schema["$defs"]["figure_grid"]["properties"]) | set(branch.get("properties", {}))
-        unknown = sorted(set(err.instance) - allowed)
-        message = f"unknown key(s) {unknown} for a figure of kind {kind}; allowed: {sorted(allowed)}"
-    return _Message(list(err.absolute_path) + list(first.absolute_path), message)
+    # an invalid value (or a missing required key) also makes every key "unevaluated": report the
+    # value's own error first, then an unknown key (with its hint: a misspelt key is also a missing
+    # required one), then a missing key
+    branch = schema["$defs"][kinds[kind]]
+    allowed = set(schema["$defs"]["figure_grid"]["properties"]) | set(branch.get("properties", {}))
+    unknown = sorted(set(err.instance) - allowed)
+    first = next((e for e in inner if e.validator not in ("unevaluatedProperties", "required")), None)
+    if first is None and unknown:
+        message = (f"unknown key(s) {unknown} for a figure of kind {kind}; allowed: {sorted(allowed)}"
+                   + did_you_mean(unknown, allowed))
+        return _Message(list(err.absolute_path), message)
+    first = first or next((e for e in inner if e.validator == "required"), inner[0])
+    return _Message(list(err.absolute_path) + list(first.absolute_path), first.message)
 
 
 class _Message:
     def __init__(self, path, message):
         self.absolute_path, self.message, self.validator, self.instance, self.schema = path, message, None, None, {}
+
+
+#: The keys of a figure that list values: a value listed twice is a typo or two spellings of one
+#: value (fractions compare as numbers, by their run directory: 0.1 and 0.10 are one fraction).
+LIST_KEYS = ("benchmark", "trainset", "foundation", "strategies", "e0s", "fractions", "variants", "seeds",
+             "evalsets", "neb_reactions")
+
+
+def check_duplicates(config: dict) -> None:
+    """No figure lists a value twice (before the schema: its own message names the value)."""
+    figures = config.get("figures")
+    for name, fig in (figures.items() if isinstance(figures, dict) else ()):
+        if not isinstance(fig, dict):
+            continue
+        for key in LIST_KEYS:
+            values = fig.get(key)
+            if not isinstance(values, list):
+                continue
+            seen = {}
+            for value in values:
+                if key == "fractions":
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        continue  # the schema says what is wrong with it
+                    ident = format_fraction(value)
+                else:
+                    try:
+                        hash(value)
+                    except TypeError:
+                        continue
+                    ident = value  # 0 and 0.0: one seed
+                if ident in seen:
+                    where = f"config entry figures.{name}.{key}"
+                    if key == "fractions" and repr(seen[ident]) != repr(value):
+                        raise ConfigError(f"{where}: {seen[ident]!r} and {value!r} are the same fraction "
+                                          f"(run directory f{ident}), listed twice")
+                    raise ConfigError(f"{where}: {value!r} is listed twice")
+                seen[ident] = value
 
 
 def corpus_parts(corpus: str | list[str] | None) -> list[str]:
@@ -179,7 +303,13 @@ def benchmark_evalsets(config: dict, benchmark: str) -> dict[str, dict]:
 
 def check(config: dict, root: str | Path = ROOT) -> None:
     """Cross-reference checks the schema cannot express. Raises :class:`ConfigError`."""
+    check_duplicates(config)
     validate_schema(config)
+    if not config["figures"]:
+        dropped = sorted(config.get("unavailable_figures") or {})
+        raise ConfigError("config entry figures: no figure to build"
+                          + (f" (this world's unavailable_figures drops every one: {dropped})" if dropped
+                             else " (figures is empty)"))
     scales = config["scales"]
     if config["scale"] not in scales:
         raise ConfigError(f"config entry scale: {config['scale']!r} is not one of {sorted(scales)}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .keys import ENERGY_KEY, FORCES_KEY, STRESS_KEY
-from .mace_flags import load_snapshot
+from .mace_flags import TYPE_NAMES, TYPES, load_snapshot
 
 # Flags the workflow owns: a strategy or the common block may not set them.
 RESERVED = frozenset({
@@ -32,6 +32,19 @@ RESERVED = frozenset({
     "forces_key", "stress_key", "max_num_epochs", "batch_size", "num_samples_pt", "heads",
 })
 E0_MODES = ("average", "estimated", "foundation", "isolated")
+#: Ranges mace's parser does not check (its types only convert): flag -> (operator, bound). mace
+#: accepts a value outside and the run fails or trains nonsense later (an EMA decay of 1 never
+#: moves the averaged weights), after its inputs were built.
+RANGES = {
+    **dict.fromkeys(("lr", "swa_lr", "stage_two_lr", "clip_grad", "lora_alpha", "r_max", "huber_delta"), (">", 0)),
+    **dict.fromkeys(("lora_rank", "num_channels", "num_interactions", "correlation", "num_radial_basis",
+                     "num_cutoff_basis", "eval_interval"), (">=", 1)),
+    **dict.fromkeys(("max_L", "max_ell", "freeze", "start_swa", "start_stage_two", "scheduler_patience",
+                     "weight_decay"), (">=", 0)),
+    **dict.fromkeys([f"{prefix}{name}_weight" for prefix in ("", "swa_", "stage_two_")
+                     for name in ("energy", "forces", "stress", "virials", "dipole", "polarizability")], (">=", 0)),
+    "ema_decay": ("in (0, 1)", (0, 1)),
+}
 
 
 class RegistryError(ValueError):
@@ -88,7 +101,7 @@ def strategy_from_config(name: str, entry: dict) -> Strategy:
         e0s=entry.get("e0s"),
         mace_args=dict(entry.get("mace_args", {})),
     )
-    check_flags(strategy.mace_args, where)
+    check_flags(strategy.mace_args, where, f"{where}.mace_args")
     if strategy.multihead and not strategy.uses_foundation:
         raise RegistryError(f"{where}: multihead: true needs uses_foundation: true")
     if strategy.multihead and not strategy.replay:
@@ -115,10 +128,12 @@ def strategies_from_config(config: dict) -> dict[str, Strategy]:
     return {name: strategy_from_config(name, entry) for name, entry in config["strategies"].items()}
 
 
-def check_flags(args: dict[str, Any], where: str) -> None:
-    """Every key must be a mace_run_train flag the workflow does not own."""
+def check_flags(args: dict[str, Any], where: str, values_where: str | None = None) -> None:
+    """Every key must be a mace_run_train flag the workflow does not own, and every value one
+    mace's parser accepts (its type and choices, as :func:`_render` writes it on the command
+    line) within :data:`RANGES`. Values are named ``{values_where}.{key}`` (default: ``where``)."""
     known = load_snapshot()
-    for key in args:
+    for key, value in args.items():
         if key in RESERVED:
             raise RegistryError(f"{where}.{key}: this flag is set by the workflow, not by a strategy")
         if key not in known:
@@ -126,6 +141,30 @@ def check_flags(args: dict[str, Any], where: str) -> None:
             close = close or difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RegistryError(f"{where}.{key}: not a mace_run_train (mace-torch 0.3.16) flag{hint}")
+        check_value(key, value, known[key], f"{values_where or where}.{key}")
+
+
+def check_value(key: str, value: Any, spec: dict, where: str) -> None:
+    """``value`` of flag ``key`` as mace's parser reads it (``spec``: its snapshot entry)."""
+    flag = f"mace_run_train --{key}"
+    if spec["kind"] in ("switch", "switch_off"):
+        if not isinstance(value, bool):
+            raise RegistryError(f"{where}: {value!r} is not true or false ({flag} is a switch)")
+        return
+    text = _render(key, value, {})[0].split("=", 1)[1]
+    try:
+        converted = TYPES[spec["type"]](text)
+    except (ValueError, TypeError):
+        raise RegistryError(f"{where}: {value!r} is not a valid {TYPE_NAMES[spec['type']]} ({flag})") from None
+    choices = spec.get("choices")
+    if choices is not None and converted not in choices:
+        raise RegistryError(f"{where}: {value!r} is not a choice of {flag} (choices: {', '.join(map(str, choices))})")
+    if key in RANGES and converted is not None:
+        op, bound = RANGES[key]
+        ok = {">": lambda: converted > bound, ">=": lambda: converted >= bound,
+              "in (0, 1)": lambda: bound[0] < converted < bound[1]}[op]()
+        if not ok:
+            raise RegistryError(f"{where}: {value!r} must be {op}{'' if op.startswith('in') else f' {bound}'}")
 
 
 def effective_e0_mode(strategy: Strategy, requested: str) -> str:
@@ -140,9 +179,12 @@ def effective_e0_mode(strategy: Strategy, requested: str) -> str:
     return mode
 
 
-def _render(key: str, value: Any, kinds: dict[str, str]) -> list[str]:
-    if kinds.get(key) == "switch":
+def _render(key: str, value: Any, kinds: dict[str, dict]) -> list[str]:
+    kind = (kinds.get(key) or {}).get("kind")
+    if kind == "switch":
         return [f"--{key}"] if value else []
+    if kind == "switch_off":  # store_false: the flag turns it off
+        return [] if value else [f"--{key}"]
     if isinstance(value, bool):
         value = "True" if value else "False"
     return [f"--{key}={value}"]
