@@ -1,6 +1,5 @@
 """The workflow end to end at the smoke scale (real xTB, real mace_run_train), and its lint."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +28,6 @@ def smoke_run(root, tmp_path_factory):
 
 
 REFERENCE = Path(__file__).parent / "data" / "reference_tables"
-#: Columns renamed or added since the reference tables were made (the previous version's
-#: `testset` is the evaluation set; the variant axis is new and `base` for every old run).
-RENAMED = {"testset": "evalset"}
 
 
 def same_machine(reference: Path) -> bool:
@@ -48,30 +44,20 @@ def same_machine(reference: Path) -> bool:
 
 
 def compare_to_reference(tables: Path, reference: Path) -> list[str]:
-    """Every reference table, read back from CSV, equals the new one on the reference's columns:
-    strings and integers exactly, floats to 1e-12 relative (forces are now summed per structure
-    first, so the last bit of a force RMSE may differ) on a machine like the reference's, 1e-6 on
-    another CPU (tests/data/reference_tables/README.md). Returns the tables compared."""
-    import numpy as np
+    """Every reference table equals the new one on the reference's columns (strings and integers
+    exactly; benchmarks/compare_tables.py), floats to 1e-12 relative (forces are now summed per
+    structure first, so the last bit of a force RMSE may differ) on a machine like the
+    reference's, 1e-6 on another CPU (tests/data/reference_tables/README.md). Returns the tables."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("compare_tables", Path(__file__).parents[1] / "benchmarks" / "compare_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     rtol = 1e-12 if same_machine(reference) else 1e-6
-
-    compared = []
-    for ref_path in sorted(reference.glob("*.csv")):
-        ref = pd.read_csv(ref_path).rename(columns=RENAMED)
-        new = pd.read_csv(tables / ref_path.name)
-        assert len(new) == len(ref), ref_path.name
-        if "variant" in new.columns:
-            assert set(new.variant) == {"base"}, ref_path.name
-        for col in ref.columns:
-            a, b = ref[col], new[col]
-            if pd.api.types.is_float_dtype(a.dtype):
-                np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(), rtol=rtol, atol=0,
-                                           err_msg=f"{ref_path.name}: {col}")
-            else:
-                assert a.astype(str).tolist() == b.astype(str).tolist(), (ref_path.name, col)
-        compared.append(ref_path.name)
-    return compared
+    rows = module.differences(reference, tables)
+    worse = {name: worst for name, (_, worst, _) in rows.items() if worst > rtol}
+    assert not worse, f"tables differ by more than {rtol} relative: {worse}"
+    return list(rows)
 
 
 def test_tables_equal_the_previous_version(smoke_run):

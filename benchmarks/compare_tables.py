@@ -1,0 +1,64 @@
+"""Compare a run's figure tables with reference tables of an earlier version, and print, per
+table, its rows and the largest relative difference of its float columns ("bit-exact" when
+there is none). Strings and integers must be equal; `testset` (the previous version's name) is
+read as `evalset`, and a `variant` column, new since, must be `base` throughout.
+
+    python benchmarks/compare_tables.py tests/data/reference_tables/mini results/mini/tables
+
+The mini-scale references (commit 7d536e3's `snakemake fig06 sn2_test_errors`) are too slow for
+CI (about 13 min); the smoke-scale ones are checked by tests/test_workflow.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RENAMED = {"testset": "evalset"}
+
+
+def differences(reference: Path, tables: Path) -> dict[str, tuple[int, float, bool]]:
+    """Per reference table: rows, largest relative float difference, bit-exact. Raises
+    AssertionError on a missing table, another row count, or unequal strings/integers."""
+    out = {}
+    for ref_path in sorted(Path(reference).glob("*.csv")):
+        ref = pd.read_csv(ref_path).rename(columns=RENAMED)
+        new = pd.read_csv(Path(tables) / ref_path.name)
+        assert len(new) == len(ref), f"{ref_path.name}: {len(new)} rows, reference {len(ref)}"
+        if "variant" in new.columns:
+            assert set(new.variant) == {"base"}, ref_path.name
+        worst, exact = 0.0, True
+        for col in ref.columns:
+            a, b = ref[col], new[col]
+            if pd.api.types.is_float_dtype(a.dtype):
+                x, y = a.to_numpy(), b.to_numpy(float)
+                if len(x):
+                    worst = max(worst, float(np.nanmax(np.abs(x - y) / np.maximum(np.abs(x), 1e-300))))
+                exact &= bool(np.array_equal(x, y, equal_nan=True))
+            else:
+                assert a.astype(str).tolist() == b.astype(str).tolist(), f"{ref_path.name}: column {col} differs"
+        out[ref_path.name] = (len(ref), worst, exact)
+    if not out:
+        raise AssertionError(f"no reference tables in {reference}")
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("tables", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        rows = differences(args.reference, args.tables)
+    except AssertionError as err:
+        sys.exit(f"differ: {err}")
+    for name, (n, worst, exact) in rows.items():
+        print(f"{name:36s} rows {n:5d}  max relative difference {worst:.2e}{'  bit-exact' if exact else ''}")
+
+
+if __name__ == "__main__":
+    main()
