@@ -27,7 +27,7 @@ rule evaluate_errors:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs} --model {input.model} "
-        "--predictions {output.predictions} --default-dtype {params.dtype} --device {params.device} "
+        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs:q} --model {input.model:q} "
+        "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
         "--batch-size {params.batch_size} --head Default --run {params.run:q} "
-        "--evalset {wildcards.evalset} --output {output.errors} > {log} 2>&1"
+        "--evalset {wildcards.evalset} --output {output.errors:q} > {log:q} 2>&1"

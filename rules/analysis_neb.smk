@@ -26,7 +26,7 @@ rule run_neb:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.analysis.neb --model {input.model} --reference {input.reference} "
+        "python -m mlipft.analysis.neb --model {input.model:q} --reference {input.reference:q} "
         "--reactions {params.reactions} --n-images {params.neb[n_images]} --fmax {params.neb[fmax]} "
-        "--steps {params.neb[steps]} --default-dtype {params.dtype} --device {params.device} --threads {threads} "
-        "--output {output} > {log} 2>&1"
+        "--steps {params.neb[steps]} --default-dtype {params.dtype:q} --device {params.device:q} --threads {threads} "
+        "--output {output:q} > {log:q} 2>&1"

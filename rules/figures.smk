@@ -30,7 +30,7 @@ for _fig in FIGURES:
             "../envs/mlipft.yaml"
         shell:
             "python -m mlipft.figures collect --spec {params.spec:q} --inputs {params.inputs} "
-            "--outputs {params.outputs} > {log} 2>&1"
+            "--outputs {params.outputs} > {log:q} 2>&1"
 
     rule:
         name:
@@ -60,7 +60,7 @@ for _fig in FIGURES:
             "../envs/mlipft.yaml"
         shell:
             "python -m mlipft.figures plot --spec {params.spec:q} --tables {params.tables} "
-            "--outputs {output.png} {output.pdf} > {log} 2>&1"
+            "--outputs {output.png:q} {output.pdf:q} > {log:q} 2>&1"
 
     rule:
         name:

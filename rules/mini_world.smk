@@ -31,8 +31,8 @@ rule generate_corpus:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.mini.build corpus {wildcards.corpus} "
-        "--params {params.generator:q} --seed {params.seed} --out-dir {params.out_dir} "
-        "--summary {output.summary} > {log} 2>&1"
+        "--params {params.generator:q} --seed {params.seed:q} --out-dir {params.out_dir:q} "
+        "--summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule generate_testset:
@@ -60,8 +60,8 @@ rule generate_testset:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.mini.build corpus {wildcards.corpus} "
-        "--params {params.generator:q} --seed {params.seed} --out-dir {params.out_dir} "
-        "--summary {output.summary} > {log} 2>&1"
+        "--params {params.generator:q} --seed {params.seed:q} --out-dir {params.out_dir:q} "
+        "--summary {output.summary:q} > {log:q} 2>&1"
 
 
 for _bench in config["benchmarks"]:
@@ -90,9 +90,9 @@ for _bench in config["benchmarks"]:
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "OMP_NUM_THREADS=1 python -m mlipft.mini.build benchmark {params.generator} "
-            "--params {params.gen_params:q} --seed {params.seed} --out-dir {params.out_dir} "
-            "--summary {output.summary} > {log} 2>&1"
+            "OMP_NUM_THREADS=1 python -m mlipft.mini.build benchmark {params.generator:q} "
+            "--params {params.gen_params:q} --seed {params.seed:q} --out-dir {params.out_dir:q} "
+            "--summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule corpus_e0s:
@@ -112,8 +112,8 @@ rule corpus_e0s:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.e0s --train {input.train} --isolated {input.isolated} --elements {params.elements} "
-        "--default-dtype {params.dtype} --output {output} > {log} 2>&1"
+        "python -m mlipft.e0s --train {input.train:q} --isolated {input.isolated:q} --elements {params.elements} "
+        "--default-dtype {params.dtype:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule pretrain_foundation:
@@ -141,9 +141,9 @@ rule pretrain_foundation:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model} "
-        "--loss-curves {output.loss_curves} --trainable {output.trainable} "
-        "--threads {threads} --log {log} --work-dir {params.work_dir} 2>> {log}"
+        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model:q} "
+        "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
+        "--threads {threads} --log {log:q} --work-dir {params.work_dir:q} 2>> {log:q}"
 
 
 rule foundation_quality:
@@ -169,9 +169,9 @@ rule foundation_quality:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.quality evaluate --model {input.model} --name {wildcards.foundation} "
-        "{params.datasets} --device {params.device} --default-dtype {params.dtype} --threads {threads} "
-        "--output {output} > {log} 2>&1"
+        "python -m mlipft.quality evaluate --model {input.model:q} --name {wildcards.foundation} "
+        "{params.datasets} --device {params.device:q} --default-dtype {params.dtype:q} --threads {threads} "
+        "--output {output:q} > {log:q} 2>&1"
 
 
 rule foundation_quality_table:
@@ -188,7 +188,7 @@ rule foundation_quality_table:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.quality table --inputs {input} --output {output} > {log} 2>&1"
+        "python -m mlipft.quality table --inputs {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule data_card:
@@ -212,11 +212,11 @@ rule data_card:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "(python -m mlipft.manifest build --root {params.root} --entries {params.entries:q} "
-        "--output {output.manifest} && "
-        "python -m mlipft.datacard --data-dir {params.root} --foundations {params.foundations:q} "
-        "--benchmarks {params.benchmarks:q} --quality {params.quality} --manifest {output.manifest} "
-        "--output {output.card}) > {log} 2>&1"
+        "(python -m mlipft.manifest build --root {params.root:q} --entries {params.entries:q} "
+        "--output {output.manifest:q} && "
+        "python -m mlipft.datacard --data-dir {params.root:q} --foundations {params.foundations:q} "
+        "--benchmarks {params.benchmarks:q} --quality {params.quality:q} --manifest {output.manifest:q} "
+        "--output {output.card:q}) > {log:q} 2>&1"
 
 
 rule replay_set:
@@ -235,7 +235,7 @@ rule replay_set:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.replay {params.args} --output {output} > {log} 2>&1"
+        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"
 
 
 rule mini_world:

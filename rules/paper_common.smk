@@ -47,7 +47,7 @@ def bench_neb_reactions(benchmark):
 def recipe_inputs(benchmark):
     """ROLE=PATH arguments of `python -m mlipft.paper benchmark`."""
     roles = RECIPES[config["benchmarks"][benchmark]["recipe"]]["roles"]
-    return " ".join(f"{role}={converted_file(benchmark, role)}" for role in roles)
+    return " ".join(shlex.quote(f"{role}={converted_file(benchmark, role)}") for role in roles)
 
 
 def foundation_source_file(wildcards):

@@ -34,8 +34,8 @@ rule download:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.download --sources {params.sources} --lock {params.lock} --dest {params.raw} "
-        "{params.local_dirs} {params.accept} {params.source_id} > {log} 2>&1"
+        "python -m mlipft.download --sources {params.sources:q} --lock {params.lock:q} --dest {params.raw:q} "
+        "{params.local_dirs} {params.accept} {params.source_id:q} > {log:q} 2>&1"
 
 
 rule convert_source:
@@ -60,7 +60,7 @@ rule convert_source:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.convert {params.format} {output} {input} > {log} 2>&1"
+        "python -m mlipft.convert {params.format:q} {output:q} {input:q} > {log:q} 2>&1"
 
 
 for _bench, _spec in config["benchmarks"].items():
@@ -94,9 +94,9 @@ for _bench, _spec in config["benchmarks"].items():
         conda:
             "../envs/mlipft.yaml"
         shell:
-            "python -m mlipft.paper benchmark {params.recipe} --input {params.inputs} "
-            "--params {params.recipe_params:q} --neb-reactions {params.neb_reactions} --seed {params.seed} "
-            "--out-dir {params.out_dir} --summary {output.summary} > {log} 2>&1"
+            "python -m mlipft.paper benchmark {params.recipe:q} --input {params.inputs} "
+            "--params {params.recipe_params:q} --neb-reactions {params.neb_reactions} --seed {params.seed:q} "
+            "--out-dir {params.out_dir:q} --summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule install_foundation:
@@ -119,7 +119,7 @@ rule install_foundation:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.paper foundation --source {input} --output {output} --dtype {params.dtype} > {log} 2>&1"
+        "python -m mlipft.paper foundation --source {input:q} --output {output:q} --dtype {params.dtype:q} > {log:q} 2>&1"
 
 
 rule convert_replay:
@@ -142,7 +142,7 @@ rule convert_replay:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.paper canonicalize --input {input} --output {output} > {log} 2>&1"
+        "python -m mlipft.paper canonicalize --input {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule replay_set:
@@ -167,5 +167,5 @@ rule replay_set:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.replay --corpus {input.corpus} --target {input.target} --mode {params.mode} "
-        "{params.n} --seed {params.seed} --output {output} > {log} 2>&1"
+        "python -m mlipft.replay --corpus {input.corpus:q} --target {input.target:q} --mode {params.mode:q} "
+        "{params.n} --seed {params.seed:q} --output {output:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule validate_data:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.validate_data {params.args} --report {output} > {log} 2>&1"
+        "python -m mlipft.validate_data {params.args} --report {output:q} > {log:q} 2>&1"
 
 
 rule subsample_trainset:
@@ -36,8 +36,8 @@ rule subsample_trainset:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.subsample --input {input.data} --fraction {wildcards.fraction} "
-        "--seed {wildcards.seed} --output {output} > {log} 2>&1"
+        "python -m mlipft.subsample --input {input.data:q} --fraction {wildcards.fraction} "
+        "--seed {wildcards.seed} --output {output:q} > {log:q} 2>&1"
 
 
 rule fit_e0s:
@@ -60,8 +60,8 @@ rule fit_e0s:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train} --foundation {input.foundation} "
-        "--isolated {input.isolated} --cover {input.valid} --default-dtype {params.dtype} --output {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train:q} --foundation {input.foundation:q} "
+        "--isolated {input.isolated:q} --cover {input.valid:q} --default-dtype {params.dtype:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule finetune:
@@ -86,6 +86,6 @@ rule finetune:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model} "
-        "--loss-curves {output.loss_curves} --trainable {output.trainable} "
-        "--threads {threads} --log {log} 2>> {log}"
+        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model:q} "
+        "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
+        "--threads {threads} --log {log:q} 2>> {log:q}"

@@ -107,6 +107,21 @@ def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
     assert "scale smoke" in html
 
 
+def test_no_config_string_reaches_a_shell_unquoted(smoke_run, root):
+    """A results_dir with a space, a semicolon and a command in it builds fig06 (on the smoke
+    mini world already made) and runs nothing it names: every path and config string is quoted."""
+    work = smoke_run.parent.parent
+    evil = "res dir;touch INJECTED;#"
+    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "fig06", "--cores", "2",
+                                       "--config", "scale=smoke", f"results_dir={evil}"],
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    assert not list(work.rglob("INJECTED")) and not (root / "INJECTED").exists()
+    barriers = pd.read_csv(work / evil / "tables" / "fig06_neb_barriers.csv")
+    reference = pd.read_csv(smoke_run / "tables" / "fig06_neb_barriers.csv")
+    pd.testing.assert_series_equal(barriers.error_ev, reference.error_ev)  # the same runs, elsewhere
+
+
 def test_every_figure_is_made(smoke_run, config):
     for fig in config["figures"]:
         for ext in ("png", "pdf"):

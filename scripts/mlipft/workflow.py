@@ -194,8 +194,8 @@ def mini_replay_inputs(config: dict, p: Paths, benchmark: str, replay: str) -> d
 def mini_replay_args(config: dict, replay: str, inputs) -> str:
     rep = config["replay"][replay]
     if "combine" in rep:
-        return f"--combine {' '.join(inputs['parts'])}"
-    return (f"--corpus {inputs['corpus']} --target {inputs['target']} --mode {rep['mode']} "
+        return f"--combine {' '.join(shlex.quote(p) for p in inputs['parts'])}"
+    return (f"--corpus {shlex.quote(inputs['corpus'])} --target {shlex.quote(inputs['target'])} --mode {rep['mode']} "
             f"--n {scale(config)['finetune'].get('num_samples_pt', 100)} --seed {config['seed']}")
 
 
@@ -229,7 +229,7 @@ def quality_args(config: dict, inputs: dict[str, str]) -> str:
     levels_all = mini_levels(config)
     levels = {b: levels_all[b] for b in config["benchmarks"]}
     levels["test"] = levels_all["corpus"]
-    args = " ".join(f"--dataset {k}={v} --level-of {shlex.quote(f'{k}={levels[k]}')}"
+    args = " ".join(f"--dataset {shlex.quote(f'{k}={v}')} --level-of {shlex.quote(f'{k}={levels[k]}')}"
                     for k, v in inputs.items() if k != "model")
     if config.get("corpus_filter"):
         args += f" --filter test={config['corpus_filter']}"
