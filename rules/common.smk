@@ -27,6 +27,15 @@ try:
 except cfg.ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
+_problems = wf.verify_committed(config, wf.paths(config))  # committed artifacts, checked when used
+if _problems:
+    raise WorkflowError(
+        "the committed mini world does not match its manifest (data/mini/<scale>/MANIFEST.tsv):\n  "
+        + "\n  ".join(_problems)
+        + "\nRestore it with `git checkout -- data/mini`; if you changed it on purpose, rewrite the manifest and "
+        "the data card with `snakemake mini_world --forcerun data_card --config verify_manifest=False`."
+    )
+
 SCALE = config["scale"]
 SC = config["scales"][SCALE]
 PATHS = wf.paths(config)

@@ -82,3 +82,28 @@ def test_committed_benchmarks_pass_validation(config, tmp_path):
     for bench in config["benchmarks"]:
         args = shlex.split(wf.validation_args(config, bench, wf.validation_files(config, p, bench)))
         assert validate_data.main([*args, "--report", str(tmp_path / f"{bench}.json")]) == 0, bench
+
+
+def test_committed_mini_world_is_verified_when_used(config, root, tmp_path):
+    """Every committed file is checked against MANIFEST.tsv at each Snakemake start; a corrupted
+    one stops the run before any job, naming the file and how to restore or regenerate it."""
+    import shutil
+    import subprocess
+    import sys
+
+    assert wf.verify_committed(config, wf.paths(config)) == []
+    for name in ("Snakefile", "rules", "scripts", "config", "report", "profiles"):
+        src = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    shutil.copytree(root / "data" / "mini" / "mini", tmp_path / "data" / "mini" / "mini")
+    bad = tmp_path / "data" / "mini" / "mini" / "benchmarks" / "sn2" / "test.xyz"
+    bad.write_text(bad.read_text().replace("Cl", "Br", 1))
+    snakemake = [sys.executable, "-m", "snakemake", "-n", "fig06"]
+    proc = subprocess.run(snakemake, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "benchmarks/sn2/test.xyz: sha256 mismatch" in out and "snakemake mini_world" in out
+    assert "Job stats" not in out
+    proc = subprocess.run(snakemake + ["--config", "verify_manifest=False"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

@@ -93,6 +93,19 @@ def pretrain_spec(config: dict, foundation: str, train: list[str], valid: list[s
 
 # ---- data validation ----
 
+def verify_committed(config: dict, p: Paths) -> list[str]:
+    """Problems of the committed mini world against its manifest (sha256 of every file), one
+    line each naming the file; empty when they match, in the paper world, when the scale has no
+    manifest (the smoke world is generated, not committed) or with ``verify_manifest: false``."""
+    from . import manifest
+
+    path = Path(p.data_file("MANIFEST.tsv"))
+    if config["world"] != "mini" or not config.get("verify_manifest", True) or not path.exists():
+        return []
+    return manifest.check(p.data, path)
+
+
+
 def validation_files(config: dict, p: Paths, benchmark: str) -> dict[str, list[str]]:
     """The files of a benchmark the figures use, by role of mlipft.validate_data: training and
     validation sets of the figures' training sets, the test set, the figures' evaluation sets,
