@@ -8,6 +8,7 @@ rule evaluate_errors:
     input:
         model=PATHS.pattern("model"),
         configs=evalset_file,
+        validated=PATHS.pattern("evalset_validation"),
     output:
         predictions=temp(PATHS.pattern("predictions")),
         errors=PATHS.pattern("errors"),

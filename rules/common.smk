@@ -94,6 +94,11 @@ def validation_args(w, input):
     return wf.validation_args(config, w.benchmark, {k: list(v) for k, v in input.items()})
 
 
+def evalset_validation_inputs(w):
+    files = wf.evalset_validation_files(config, PATHS, w.benchmark, w.evalset)
+    return {role: [ancient(p) if config["world"] == "mini" else p for p in paths] for role, paths in files.items()}
+
+
 def evalset_file(w):
     return wf.evalset_file(config, PATHS, w.benchmark, w.evalset)
 

@@ -141,7 +141,7 @@ rule pretrain_foundation:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model:q} "
+        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s:q} --model {output.model:q} "
         "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
         "--threads {threads} --log {log:q} --work-dir {params.work_dir:q} 2>> {log:q}"
 

@@ -21,6 +21,25 @@ rule validate_data:
         "python -m mlipft.validate_data {params.args} --report {output:q} > {log:q} 2>&1"
 
 
+rule validate_evalset:
+    message:
+        "Evaluation set {wildcards.evalset} of {wildcards.benchmark}: finite labels of the right shape, elements covered, units"
+    input:
+        unpack(evalset_validation_inputs),
+    output:
+        PATHS.pattern("evalset_validation"),
+    params:
+        args=validation_args,
+    log:
+        PATHS.log("validate_evalset", "{benchmark}/{evalset}"),
+    benchmark:
+        PATHS.bench("validate_evalset", "{benchmark}/{evalset}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.validate_data {params.args} --report {output:q} > {log:q} 2>&1"
+
+
 rule subsample_trainset:
     message:
         "Training set {wildcards.benchmark}/{wildcards.trainset}: fraction {wildcards.fraction}, seed {wildcards.seed}"
@@ -86,6 +105,6 @@ rule finetune:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s} --model {output.model:q} "
+        "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s:q} --model {output.model:q} "
         "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
         "--threads {threads} --log {log:q} 2>> {log:q}"

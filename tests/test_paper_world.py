@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlipft import paper
-from mlipft.config import ConfigError, check, load, load_world, runs_for_figure, strategy_names
+from mlipft.config import ConfigError, check, evalsets, load, load_world, runs_for_figure, strategy_names
 from mlipft.convert import convert
 from mlipft.io import read_configs
 from mlipft.keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
@@ -345,6 +345,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "install_foundation": len(foundations),
         "replay_set": len(replays),
         "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them
+        "validate_evalset": len({(r.benchmark, e) for fig, spec in config["figures"].items()
+                                 if spec["kind"] in kinds["test_errors"] for r in runs_for_figure(config, fig)
+                                 for e in evalsets(config, fig)}),
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),

@@ -177,7 +177,9 @@ def test_every_strategy_fine_tunes_on_every_benchmark(smoke_run, config):
 def test_mini_world_smoke_artifacts(smoke_run, config):
     """The smoke mini world made every foundation the figures use, under data/, not results/."""
     data = smoke_run.parent.parent / "data" / "mini" / "smoke"
-    used = {fig["foundation"] for fig in config["figures"].values()}
+    from mlipft.config import grid
+
+    used = {found for fig in config["figures"] for found in grid(config, fig)["foundation"]}
     for name in used:
         assert (data / "foundations" / name / "model.model").stat().st_size > 10_000
     for bench in config["benchmarks"]:

@@ -58,18 +58,19 @@ def test_mini_world_files_cover_every_committed_artifact(config, root):
         assert path.removeprefix("data/mini/mini/") in manifest, path
 
 
-def test_validation_covers_the_files_the_figures_use(config):
+def test_validation_covers_training_files_independently_of_the_figures(config):
     p = wf.paths(config)
     files = wf.validation_files(config, p, "sn2")
     assert files["train"] == sorted(p.bench_file("sn2", t) for t in ("train", "train_rp"))
     assert files["valid"] == sorted(p.bench_file("sn2", t) for t in ("valid", "valid_rp"))
-    assert "evalset" not in files and files["isolated"] == [p.bench_file("sn2", "isolated_atoms")]
+    assert files["isolated"] == [p.bench_file("sn2", "isolated_atoms")] and "evalset" not in files
     config["figures"]["lpsc_test_errors"]["evalsets"] = ["test", "other_argyrodites"]
-    lpsc = wf.validation_files(config, p, "lpsc")
-    assert lpsc["evalset"] == [p.bench_file("lpsc", "heldout_other_argyrodites")]
-    args = wf.validation_args(config, "lpsc", lpsc)
+    assert wf.validation_files(config, p, "lpsc") == wf.validation_files(wf.cfg.load_world(wf.cfg.ROOT / "config" / "config.yaml"), p, "lpsc")
+    args = wf.validation_args(config, "lpsc", wf.validation_files(config, p, "lpsc"))
     assert "--stress train,valid,test" in args and "--disjoint train,valid,test" in args
-    assert "--file evalset=data/mini/mini/benchmarks/lpsc/heldout_other_argyrodites.xyz" in args
+    one = wf.evalset_validation_files(config, p, "lpsc", "other_argyrodites")
+    assert one["evalset"] == [p.bench_file("lpsc", "heldout_other_argyrodites")]
+    assert "--disjoint" not in wf.validation_args(config, "lpsc", one)
 
 
 def test_committed_benchmarks_pass_validation(config, tmp_path):
@@ -82,6 +83,10 @@ def test_committed_benchmarks_pass_validation(config, tmp_path):
     for bench in config["benchmarks"]:
         args = shlex.split(wf.validation_args(config, bench, wf.validation_files(config, p, bench)))
         assert validate_data.main([*args, "--report", str(tmp_path / f"{bench}.json")]) == 0, bench
+        for evalset in wf.cfg.benchmark_evalsets(config, bench):
+            files = wf.evalset_validation_files(config, p, bench, evalset)
+            args = shlex.split(wf.validation_args(config, bench, files))
+            assert validate_data.main([*args, "--report", str(tmp_path / f"{bench}_{evalset}.json")]) == 0, evalset
 
 
 def test_committed_mini_world_is_verified_when_used(config, root, tmp_path):

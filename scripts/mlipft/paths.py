@@ -8,7 +8,7 @@ pattern with ``{wildcards}`` (``Paths.pattern(...)``), built from the same templ
 
 Layout under the results root (``results/<scale>/`` by default)::
 
-    validation/<benchmark>.json                                          its files checked (before any job)
+    validation/<benchmark>.json, validation/<benchmark>/<evalset>.json   its files checked (before any job)
     trainsets/<benchmark>/<trainset>/f<fraction>/seed<seed>.xyz          subsampled training set
     e0s/<benchmark>/<trainset>/f<fraction>/seed<seed>/<foundation>.json  every E0 mode of it
     replay/<benchmark>/<replay>.xyz                                      replay set of a benchmark
@@ -36,6 +36,7 @@ TRAINSET = "trainsets/{benchmark}/{trainset}/f{fraction}/seed{seed}.xyz"
 E0S = "e0s/{benchmark}/{trainset}/f{fraction}/seed{seed}/{foundation}.json"
 REPLAY = "replay/{benchmark}/{replay}.xyz"
 VALIDATION = "validation/{benchmark}.json"
+EVALSET_VALIDATION = "validation/{benchmark}/{evalset}.json"
 #: Files of a run directory: the fine-tune's artifacts and each analysis's table.
 RUN_FILES = {
     "model": "model.model",
@@ -159,7 +160,7 @@ class Paths:
 
     def template(self, name: str) -> str:
         kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE,
-                 "validation": VALIDATION}
+                 "validation": VALIDATION, "evalset_validation": EVALSET_VALIDATION}
         if name in kinds:
             return kinds[name]
         if name in RUN_FILES:
@@ -191,6 +192,10 @@ class Paths:
     def validation(self, benchmark: str) -> str:
         """The data-validation report of a benchmark's files (mlipft.validate_data)."""
         return self._res(VALIDATION, benchmark=benchmark)
+
+    def evalset_validation(self, benchmark: str, evalset: str) -> str:
+        """The data-validation report of one evaluation set of a benchmark."""
+        return self._res(EVALSET_VALIDATION, benchmark=benchmark, evalset=evalset)
 
     def replay(self, benchmark: str, replay: str) -> str:
         return self._res(REPLAY, benchmark=benchmark, replay=replay)

@@ -107,22 +107,23 @@ def verify_committed(config: dict, p: Paths) -> list[str]:
 
 
 def validation_files(config: dict, p: Paths, benchmark: str) -> dict[str, list[str]]:
-    """The files of a benchmark the figures use, by role of mlipft.validate_data: training and
-    validation sets of the figures' training sets, the test set, the figures' evaluation sets,
-    and the isolated atoms."""
+    """The files of a benchmark that training reads, by role of mlipft.validate_data: every
+    training and validation set it declares, its test set and its isolated atoms. They do not
+    depend on the figures, so adding a figure never re-runs the validation (nor what follows it);
+    evaluation sets are checked one by one (:func:`evalset_validation_files`)."""
     bench = config["benchmarks"][benchmark]
-    trainsets, evals = set(), {"test"}
-    for name, fig in config["figures"].items():
-        axes = cfg.grid(config, name)
-        if benchmark in axes["benchmark"]:
-            trainsets.update(axes["trainset"])
-            evals.update(cfg.evalsets(config, name))
-    files = {"train": sorted({p.bench_file(benchmark, t) for t in trainsets}),
-             "valid": sorted({p.bench_file(benchmark, bench["validsets"][t]) for t in trainsets}),
+    files = {"train": sorted({p.bench_file(benchmark, t) for t in bench["trainsets"]}),
+             "valid": sorted({p.bench_file(benchmark, v) for v in bench["validsets"].values()}),
              "test": [p.bench_file(benchmark, bench["test"])],
-             "evalset": sorted({evalset_file(config, p, benchmark, e) for e in evals if e != "test"}),
              "isolated": [p.bench_file(benchmark, "isolated_atoms")]}
-    return {role: paths for role, paths in files.items() if paths}
+    return files
+
+
+def evalset_validation_files(config: dict, p: Paths, benchmark: str, evalset: str) -> dict[str, list[str]]:
+    """One evaluation set of a benchmark (checked before a model is evaluated on it), with the
+    benchmark's isolated atoms for the unit bounds."""
+    return {"evalset": [evalset_file(config, p, benchmark, evalset)],
+            "isolated": [p.bench_file(benchmark, "isolated_atoms")]}
 
 
 def validation_args(config: dict, benchmark: str, inputs: dict[str, list[str]]) -> str:
@@ -132,7 +133,8 @@ def validation_args(config: dict, benchmark: str, inputs: dict[str, list[str]]) 
     args.append(f"--isolated {shlex.quote(inputs['isolated'][0])}")
     if config["benchmarks"][benchmark].get("compute_stress"):
         args.append("--stress train,valid,test")
-    args.append("--disjoint train,valid,test")
+    if "train" in inputs:
+        args.append("--disjoint train,valid,test")
     return " ".join(args)
 
 
