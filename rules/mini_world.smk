@@ -129,7 +129,6 @@ rule pretrain_foundation:
         trainable=PATHS.foundation_file("{foundation}", "trainable.json"),
     params:
         spec=pretrain_spec,
-        work_dir=PATHS.pretrain_dir("{foundation}"),
     threads: config["threads"]
     resources:
         runtime=240,
@@ -143,7 +142,7 @@ rule pretrain_foundation:
     shell:
         "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s:q} --model {output.model:q} "
         "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
-        "--threads {threads} --log {log:q} --work-dir {params.work_dir:q} 2>> {log:q}"
+        "--threads {threads} --log {log:q} --work-dir {log:q}.mace 2>> {log:q}"
 
 
 rule foundation_quality:

@@ -18,6 +18,9 @@ Layout under the results root (``results/<scale>/`` by default)::
         neb.csv                                                          an analysis's table
     tables/<figure>_<table>.csv    figures/<figure>.{png,pdf}
     logs/<rule>/<key>.log          benchmarks/<rule>/<key>.tsv
+    logs/pretrain_foundation/<foundation>.log.mace/    mace's working files of a pretraining (beside
+        its log, not a param: a param naming the results root would re-run the committed
+        foundations whenever results_dir changes)
 """
 
 from __future__ import annotations
@@ -217,9 +220,6 @@ class Paths:
         """A job's Snakemake ``benchmark:`` file, beside its log under ``benchmarks/``."""
         return f"{self.results}/benchmarks/{rule}{'/' + key if key else ''}.tsv"
 
-    def pretrain_dir(self, foundation: str) -> str:
-        """mace's working directory of a foundation's pretraining (mini world)."""
-        return f"{self.results}/pretrain/{foundation}"
 
     # ---- inputs (data/) ----
     def bench_file(self, benchmark: str, name: str) -> str:
