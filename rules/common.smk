@@ -27,7 +27,8 @@ try:
 except cfg.ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
-_problems = wf.verify_committed(config, wf.paths(config))  # committed artifacts, checked when used
+PATHS = wf.paths(config)
+_problems = wf.verify_committed(config, PATHS)  # committed artifacts, checked when used
 if _problems:
     raise WorkflowError(
         "the committed mini world does not match its manifest (data/mini/<scale>/MANIFEST.tsv):\n  "
@@ -38,7 +39,6 @@ if _problems:
 
 SCALE = config["scale"]
 SC = config["scales"][SCALE]
-PATHS = wf.paths(config)
 RES = PATHS.results
 DATA = PATHS.data
 FIGURES = list(config["figures"])
@@ -84,10 +84,14 @@ def finetune_spec(w, input):
     return wf.finetune_spec(config, wf.run_of(w), input)
 
 
-def validation_inputs(w):
-    """A benchmark's files (ancient: committed mini-world files keep arbitrary checkout mtimes)."""
-    files = wf.validation_files(config, PATHS, w.benchmark)
+def _benchmark_data(files):
+    """Benchmark files by role; ancient() in the mini world, whose committed files keep arbitrary
+    checkout mtimes."""
     return {role: [ancient(p) if config["world"] == "mini" else p for p in paths] for role, paths in files.items()}
+
+
+def validation_inputs(w):
+    return _benchmark_data(wf.validation_files(config, PATHS, w.benchmark))
 
 
 def validation_args(w, input):
@@ -95,8 +99,7 @@ def validation_args(w, input):
 
 
 def evalset_validation_inputs(w):
-    files = wf.evalset_validation_files(config, PATHS, w.benchmark, w.evalset)
-    return {role: [ancient(p) if config["world"] == "mini" else p for p in paths] for role, paths in files.items()}
+    return _benchmark_data(wf.evalset_validation_files(config, PATHS, w.benchmark, w.evalset))
 
 
 def evalset_file(w):

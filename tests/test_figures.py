@@ -11,7 +11,6 @@ import pytest
 from ase import Atoms
 
 from mlipft import figures
-from mlipft.analysis.errors import summary
 from mlipft.figures import common, learning_curve
 from mlipft.io import write_atomic
 from mlipft.paths import Paths, Run

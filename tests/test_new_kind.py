@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

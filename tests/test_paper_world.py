@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlipft import paper
-from mlipft.config import ConfigError, check, evalsets, load, load_world, runs_for_figure, strategy_names
+from mlipft.config import ConfigError, check, evalsets, load_world, runs_for_figure, strategy_names
 from mlipft.convert import convert
 from mlipft.io import read_configs
 from mlipft.keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY

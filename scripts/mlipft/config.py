@@ -293,7 +293,7 @@ def evalsets(config: dict, figure: str) -> list[str]:
 
 def benchmark_evalsets(config: dict, benchmark: str) -> dict[str, dict]:
     """A benchmark's evaluation sets: ``test`` (its test file) and every entry of ``evalsets``,
-    each as ``{"file": <benchmark file stem>}`` or ``{"corpus": <corpus>, "file": ...}``."""
+    each as ``{"file": <benchmark file stem>}`` or ``{"corpus": <corpus>}`` (its test.xyz)."""
     bench = config["benchmarks"][benchmark]
     sets = {"test": {"file": bench["test"]}}
     for name, spec in (bench.get("evalsets") or {}).items():

@@ -13,6 +13,8 @@ from ..paths import RUN_KEYS, parse_run, parse_trainset
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8}
+#: The two error panels of the error figures: metric and axis label.
+PANELS = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
 #: Grid axes a figure may vary besides the strategy (the hue of its panels when they do).
 SETTING_AXES = ("benchmark", "trainset", "foundation", "e0s", "variant")
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import (STYLE, convergence, convergence_note, error_summary, pyplot, save, settings, trainable,
-                     training_set_sizes, with_convergence)
+from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
+                     trainable, training_set_sizes, with_convergence)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) on the evaluation set against the number of "
                "training configurations, log-log, one line per strategy through the mean over seeds.")
 TABLES = ("errors", "trainable")
-PANELS = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
 MARKERS = "osD^vP*X<>"
 
 

@@ -5,15 +5,13 @@ foundations, E0 modes or variants in the grid are told apart by colour."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .common import (STYLE, convergence, convergence_note, error_summary, pyplot, save, settings, trainable,
-                     with_convergence)
+from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
+                     trainable, with_convergence)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) per strategy on each evaluation set, "
                "from per-structure errors; bars are means over seeds, dots single seeds.")
 TABLES = ("errors", "trainable")
-PANELS = (("energy_rmse", "Energy RMSE (meV/atom)"), ("force_rmse", "Force RMSE (meV/Å)"))
 
 
 def check(config, name, fig, axes):
