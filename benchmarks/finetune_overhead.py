@@ -27,6 +27,7 @@ import csv
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,9 +90,21 @@ def bare_command(log: Path, model: str) -> tuple[list[str], str]:
     return shlex.split(lines[-1]), work.group(1)
 
 
+def relocate(cmd: list[str], work: str, tmp: str) -> list[str]:
+    """``cmd`` with mace's work directory moved to ``tmp``; the job's own files there that the
+    command reads (a foundation cast to the run's dtype) are copied along."""
+    for word in cmd:
+        path = word.split("=", 1)[-1]
+        if path.startswith(work + "/") and Path(path).is_file():
+            target = Path(tmp) / Path(path).relative_to(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return [word.replace(work, tmp) for word in cmd]
+
+
 def timed_bare(cmd: list[str], work: str, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        bare = [word.replace(work, tmp) for word in cmd]
+        bare = relocate(cmd, work, tmp)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         start = time.perf_counter()
         subprocess.run(bare, cwd=tmp, check=True, capture_output=True, env=env)

@@ -84,6 +84,10 @@ def finetune_spec(w, input):
     return wf.finetune_spec(config, wf.run_of(w), input)
 
 
+def finetune_priority(w):
+    return wf.finetune_priority(config, wf.run_of(w))
+
+
 def _benchmark_data(files):
     """Benchmark files by role; ancient() in the mini world, whose committed files keep arbitrary
     checkout mtimes."""
@@ -161,4 +165,4 @@ def manifest_entries(w, input):
 
 
 if config["world"] == "mini":
-    from mlipft.mini.corpus import ELEMENTS as MINI_ELEMENTS  # noqa: E402
+    from mlipft.mini import ELEMENTS as MINI_ELEMENTS  # noqa: E402

@@ -103,7 +103,7 @@ rule corpus_e0s:
     output:
         corpus_file("{corpus}", "e0s.json"),
     params:
-        dtype=config["default_dtype"],
+        dtype=config["pretrain_dtype"],
         elements=" ".join(MINI_ELEMENTS),
     log:
         PATHS.log("corpus_e0s", "{corpus}"),
@@ -155,7 +155,7 @@ rule foundation_quality:
         PATHS.foundation_file("{foundation}", "quality.csv"),
     params:
         datasets=quality_args,
-        dtype=config["default_dtype"],
+        dtype=config["pretrain_dtype"],
         device=config["device"],
     threads: config["threads"]
     resources:

@@ -94,6 +94,8 @@ rule finetune:
         trainable=PATHS.pattern("trainable"),
     params:
         spec=finetune_spec,
+        resume="--resume" if config["resume_finetunes"] else "",
+    priority: finetune_priority  # the longest fine-tunes first
     threads: config["threads"]
     resources:
         runtime=60,
@@ -107,4 +109,4 @@ rule finetune:
     shell:
         "python -m mlipft.train --spec {params.spec:q} --e0s {input.e0s:q} --model {output.model:q} "
         "--loss-curves {output.loss_curves:q} --trainable {output.trainable:q} "
-        "--threads {threads} --log {log:q} 2>> {log:q}"
+        "--threads {threads} {params.resume} --log {log:q} 2>> {log:q}"

@@ -174,3 +174,4 @@ def test_pretraining_with_stage_two_keeps_the_stage_two_model(config, tiny_data,
     assert "--loss=weighted" in log and "--stage_two" in log and "Stage Two" in log
     assert (work / "x.model").exists() and filecmp.cmp(model, work / "x_stagetwo.model", shallow=False)
     assert not filecmp.cmp(work / "x.model", work / "x_stagetwo.model", shallow=False)
+

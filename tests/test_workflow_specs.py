@@ -16,7 +16,8 @@ def test_finetune_spec_applies_the_variant(config):
     assert inputs["train"] == "results/mini/trainsets/sn2/train/f1/seed0.xyz"
     assert inputs["valid"] == "data/mini/mini/benchmarks/sn2/valid.xyz"
     spec = json.loads(wf.finetune_spec(config, run, inputs))
-    assert spec["max_num_epochs"] == 10 * config["scales"]["mini"]["finetune"]["max_num_epochs"]
+    finetune = config["scales"]["mini"]["finetune"]
+    assert spec["max_num_epochs"] == 10 * finetune.get("epochs_by_strategy", {}).get("pseudolabel", finetune["max_num_epochs"])
     assert spec["strategy"]["mace_args"]["lr"] == 3e-4
     assert spec["strategy"]["mace_args"]["pseudolabel_replay"] is True  # the strategy's own flags stay
     assert spec["replay_file"].endswith("mptrj_random.xyz")
@@ -24,6 +25,20 @@ def test_finetune_spec_applies_the_variant(config):
                                        wf.finetune_inputs(config, p, Run(*[*run.as_dict().values()][:6], "base", 0))))
     assert base["strategy"] == config["strategies"]["pseudolabel"]
     assert base["replay_file"].endswith("omat_matched.xyz")
+
+
+def test_epochs_by_strategy(config):
+    """A strategy named in the scale's epochs_by_strategy trains that many epochs (times its
+    variant's factor); the others train max_num_epochs."""
+    finetune = config["scales"]["mini"]["finetune"]
+    finetune.update(max_num_epochs=7, epochs_by_strategy={"replay": 21})
+    config["variants"]["twice"] = {"description": "d", "epochs_factor": 2}
+    p = wf.paths(config)
+
+    def epochs(strategy, variant="base"):
+        run = Run("sn2", "train", 1, "omat_medium", strategy, "estimated", variant, 0)
+        return json.loads(wf.finetune_spec(config, run, wf.finetune_inputs(config, p, run)))["max_num_epochs"]
+    assert (epochs("naive"), epochs("replay"), epochs("replay", "twice"), epochs("naive", "twice")) == (7, 21, 42, 14)
 
 
 def test_evalset_files_and_neb_reactions(config):
@@ -112,3 +127,15 @@ def test_committed_mini_world_is_verified_when_used(config, root, tmp_path):
     proc = subprocess.run(snakemake + ["--config", "verify_manifest=False"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_finetune_priority_puts_the_longest_jobs_first(config):
+    """A multihead fine-tune (replay head) and a longer variant are scheduled before a naive one
+    of the same epochs; equal runs get equal priority."""
+    config["variants"]["twice"] = {"description": "d", "epochs_factor": 2}
+
+    def priority(strategy, variant="base"):
+        return wf.finetune_priority(config, Run("sn2", "train", 1, "omat_medium", strategy, "estimated", variant, 0))
+    assert priority("replay") > priority("naive") == priority("lora") == priority("freeze5")
+    assert priority("naive", "twice") == 2 * priority("naive")
+    assert priority("pseudolabel", "twice") > priority("pseudolabel")

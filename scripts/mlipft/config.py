@@ -325,6 +325,11 @@ def check(config: dict, root: str | Path = ROOT) -> None:
             check_flags(args or {}, f"config entry {where}")
         except RegistryError as err:
             raise ConfigError(str(err)) from err
+    for scale_name, block in scales.items():
+        for name in (block.get("finetune") or {}).get("epochs_by_strategy") or {}:
+            if name not in strategies:
+                raise ConfigError(f"config entry scales.{scale_name}.finetune.epochs_by_strategy.{name}: not a strategy"
+                                  f" (defined: {sorted(strategies)}){did_you_mean([name], strategies)}")
     for name, strat in strategies.items():
         if strat.replay and strat.replay not in config["replay"]:
             raise ConfigError(f"config entry strategies.{name}.replay: unknown replay set {strat.replay!r} "

@@ -103,7 +103,9 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
                         [chemical_symbols[z] for z in extra])
     initial = {}
     if foundation_model is not None:
+        # in the run's dtype, as mace_run_train gets it (mlipft.train.foundation_in_dtype)
         model = torch.load(str(foundation_model), map_location=device, weights_only=False)
+        model = model.to(dtype=getattr(torch, default_dtype))
         found = foundation_e0s(model)
         missing = [chemical_symbols[z] for z in zs if z not in found]
         if missing:

@@ -9,9 +9,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ase import Atoms
-from ase.io import read, write
+if TYPE_CHECKING:  # ase is imported where it is used: the workflow imports this module at parse time
+    from ase import Atoms
 
 
 @contextlib.contextmanager
@@ -37,6 +38,8 @@ def path_list(paths: str | Path | list) -> list:
 
 def write_atomic(path: str | Path, atoms_list: list[Atoms]) -> None:
     """Write configurations as extxyz, atomically, without calculator results."""
+    from ase.io import write
+
     clean = []
     for atoms in atoms_list:
         a = atoms.copy()
@@ -48,6 +51,8 @@ def write_atomic(path: str | Path, atoms_list: list[Atoms]) -> None:
 
 def read_configs(path: str | Path) -> list[Atoms]:
     """Read every frame of an extxyz file (a clear error names the file)."""
+    from ase.io import read
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset file not found: {path}")

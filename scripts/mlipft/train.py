@@ -10,7 +10,9 @@ leaves behind into the workflow's artifacts, each written atomically:
   base weights too), the total, and the heads of the final model.
 
 mace's working files live in ``<out>/mace/``, wiped before each attempt so that a stale
-checkpoint is never silently resumed.
+checkpoint is never silently resumed; with ``--resume`` (config ``resume_finetunes``) a killed
+run continues from its last checkpoint instead, but only when the work directory holds the very
+same run (spec and E0s, recorded in ``run_spec.json``): :func:`prepare`.
 
 The command line (``python -m mlipft.train``, what the workflow's rules run) calls mace's own
 ``mace_run_train`` entry point (:func:`mace.cli.run_train.main`) inside its own interpreter
@@ -27,6 +29,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -126,6 +129,26 @@ def corpus_prefix(train_file: str | list[str], fraction: float, out: Path, corpu
     return out
 
 
+def foundation_in_dtype(path: str, dtype: str, work: Path) -> str:
+    """The foundation model file to fine-tune in ``dtype``: ``path`` itself when the model already
+    has that dtype, else a cast copy in the work directory. mace-torch 0.3.16 cannot fine-tune a
+    model of another dtype than ``--default_dtype`` and does not cast a model loaded from a path
+    (facts.md section 2); mace's own calculators cast a foundation to the dtype asked for, and so
+    does this (float64 -> float32 rounds the weights; float32 -> float64 is exact)."""
+    import torch
+
+    model = torch.load(path, map_location="cpu", weights_only=False)
+    params = list(model.parameters())
+    target = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    if not params or params[0].dtype == target:
+        return path
+    out = work / f"foundation.{dtype}.model"
+    torch.save(model.to(target), out)
+    log.info("foundation %s is %s: cast to %s for fine-tuning (%s)", path, str(params[0].dtype).replace("torch.", ""),
+             dtype, out)
+    return str(out)
+
+
 def _absolute(path):
     """mace runs inside its work directory: every path it gets is made absolute (a list of
     corpus files stays a list)."""
@@ -181,20 +204,63 @@ def run_mace_in_process(args: list[str], log_handle, cwd: Path) -> int:
     return code
 
 
-def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, log_file: str | None = None,
-        in_process: bool = False, work_dir: str | None = None) -> float:
-    """Train one model. ``spec`` holds the strategy entry and the run context; returns seconds.
+#: The run's fingerprint in mace's work directory: a resumed run must be the very same run.
+FINGERPRINT = "run_spec.json"
+_CHECKPOINT_EPOCH = re.compile(r"_epoch-(\d+)(?:_swa)?\.pt$")
 
-    ``in_process``: run mace's entry point in this interpreter (see the module docstring; the
-    caller must have set ``OMP_NUM_THREADS`` before torch was first imported) rather than as a
-    ``mace_run_train`` child process."""
+
+def resumable_epoch(work: Path, fingerprint: str) -> int | None:
+    """The epoch of the latest mace checkpoint in ``work`` when the run there is the same run
+    (its fingerprint file equals ``fingerprint``: spec and E0s), else None."""
+    stored = work / FINGERPRINT
+    if not stored.is_file() or stored.read_text() != fingerprint:
+        return None
+    epochs = [int(m.group(1)) for p in (work / "checkpoints").glob("*.pt") if (m := _CHECKPOINT_EPOCH.search(p.name))]
+    return max(epochs) if epochs else None
+
+
+def truncate_log(results_dir: Path, epoch: int) -> int:
+    """Drop the entries of epoch ``epoch`` and later from mace's ``*_train.txt`` (a resumed mace
+    trains from its checkpoint's epoch again and appends): the loss curves then hold every epoch
+    once. Returns the number of lines dropped."""
+    dropped = 0
+    for path in Path(results_dir).glob("*_train.txt"):
+        kept = []
+        for line in path.read_text().splitlines():
+            entry = json.loads(line) if line.strip() else {}
+            if entry.get("epoch") is not None and entry["epoch"] >= epoch:
+                dropped += 1
+                continue
+            kept.append(line)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("".join(line + "\n" for line in kept))
+    return dropped
+
+
+def prepare(spec: dict, e0_file: str | None, work: str | Path, resume: bool = False) -> list[str]:
+    """The ``mace_run_train`` command of a run spec, with ``work`` as mace's work directory and
+    the files mace reads put there (a corpus prefix, a foundation cast to the run's dtype).
+
+    ``work`` is emptied first, unless ``resume`` and it holds a checkpoint of the very same run
+    (same spec and E0s, :func:`resumable_epoch`): then mace continues from that checkpoint
+    (``--restart_latest``), e.g. when SLURM requeues a fine-tune that was killed. mace saves a
+    checkpoint only when the validation loss improves, with the EMA-averaged weights and
+    without the EMA state, so a resumed run retrains from its best epoch so far: it reaches the
+    same final epoch, not bit-identical weights."""
     strategy = strategy_from_config(spec["strategy_name"], spec["strategy"])
     e0s_json = read_json(e0_file) if e0_file else spec["e0s_json"]
     e0s = e0s_for_mode(e0s_json, spec["e0_mode"], where=str(e0_file))
-    model_out = Path(out["model"]).resolve()
-    work = Path(work_dir).resolve() if work_dir else model_out.parent / "mace"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = Path(work).resolve()
+    fingerprint = json.dumps({"spec": spec, "e0s": e0s_json}, sort_keys=True)
+    start = resumable_epoch(work, fingerprint) if resume else None
+    if start is None:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        (work / FINGERPRINT).write_text(fingerprint)
+    else:
+        dropped = truncate_log(work / "results", start)
+        log.info("resuming %s from its checkpoint of epoch %d (%d log entries of later epochs dropped)",
+                 work, start, dropped)
     train_file = _absolute(spec["train_file"])
     valid_file = _absolute(spec["valid_file"])
     if spec.get("corpus_fraction") is not None or spec.get("corpus_filter") or isinstance(train_file, list):
@@ -202,6 +268,9 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
                                        work / "train_corpus.xyz", spec.get("corpus_filter")))
     if spec.get("corpus_filter") or isinstance(valid_file, list):
         valid_file = str(corpus_prefix(valid_file, 1.0, work / "valid_corpus.xyz", spec.get("corpus_filter")))
+    foundation = _absolute(spec.get("foundation_model"))
+    if foundation is not None:
+        foundation = foundation_in_dtype(foundation, spec["default_dtype"], work)
     # mace refuses a batch size larger than the training set, which a small fraction makes
     batch_size = min(int(spec["batch_size"]), len(xyz_frame_sizes(train_file)))
     if batch_size < int(spec["batch_size"]):
@@ -211,7 +280,7 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
         valid_file=valid_file, e0s=e0s, out_dir=str(work),
         max_num_epochs=int(spec["max_num_epochs"]), batch_size=batch_size,
         device=resolve_device(spec.get("device", "auto")), default_dtype=spec["default_dtype"],
-        foundation_model=_absolute(spec.get("foundation_model")), replay_file=_absolute(spec.get("replay_file")),
+        foundation_model=foundation, replay_file=_absolute(spec.get("replay_file")),
         num_samples_pt=spec.get("num_samples_pt"), compute_stress=bool(spec.get("compute_stress", False)),
         common=spec.get("common", {}), scratch_model=spec.get("scratch_model", {}),
     )
@@ -222,7 +291,19 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
             run_spec.common.setdefault("enable_cueq", True)
         except ImportError:
             log.info("cuequivariance-torch not installed: training without cuEquivariance")
-    cmd = mace_command(build_args(strategy, run_spec))
+    return mace_command(build_args(strategy, run_spec) + (["--restart_latest"] if start is not None else []))
+
+
+def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, log_file: str | None = None,
+        in_process: bool = False, work_dir: str | None = None, resume: bool = False) -> float:
+    """Train one model. ``spec`` holds the strategy entry and the run context; returns seconds.
+
+    ``in_process``: run mace's entry point in this interpreter (see the module docstring; the
+    caller must have set ``OMP_NUM_THREADS`` before torch was first imported) rather than as a
+    ``mace_run_train`` child process."""
+    model_out = Path(out["model"]).resolve()
+    work = Path(work_dir).resolve() if work_dir else model_out.parent / "mace"
+    cmd = prepare(spec, e0_file, work, resume)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log.info("running: %s", shlex.join(cmd))
     start = time.perf_counter()
@@ -274,6 +355,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log")
     parser.add_argument("--work-dir", help="mace's working directory (default: <model dir>/mace)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the work directory's checkpoint when it holds the same run (prepare)")
     args = parser.parse_args(argv)
     # mace runs in this interpreter: the thread count must be in the environment before torch loads
     os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -284,7 +367,8 @@ def main(argv=None) -> None:
         out["loss_curves"] = args.loss_curves
     if args.trainable:
         out["trainable"] = args.trainable
-    seconds = run(spec, args.e0s, out, args.threads, args.log, in_process=True, work_dir=args.work_dir)
+    seconds = run(spec, args.e0s, out, args.threads, args.log, in_process=True, work_dir=args.work_dir,
+                  resume=args.resume)
     log.info("trained %s in %.1f s", spec["name"], seconds)
 
 

@@ -52,6 +52,26 @@ def finetune_inputs(config: dict, p: Paths, run: Run) -> dict[str, str]:
     return inputs
 
 
+def finetune_epochs(config: dict, run: Run) -> int:
+    """Epochs of a fine-tune: the scale's ``max_num_epochs``, or its ``epochs_by_strategy``
+    entry for the run's strategy, times the variant's ``epochs_factor``."""
+    sc = scale(config)["finetune"]
+    base = (sc.get("epochs_by_strategy") or {}).get(run.strategy, sc["max_num_epochs"])
+    return max(1, round(base * epochs_factor(config, run.variant)))
+
+
+#: Cost of one epoch of a multihead fine-tune relative to a single-head one (the replay head's
+#: periodic structures; benchmarks/profile_finetune.py measures 1.5-3x): a scheduling estimate.
+MULTIHEAD_EPOCH_COST = 3
+
+
+def finetune_priority(config: dict, run: Run) -> int:
+    """Scheduling priority of a fine-tune: its expected cost (epochs, times the multihead
+    factor), so that the longest jobs start first and no long job is left alone at the tail."""
+    multihead = bool(variant_entry(config, run.strategy, run.variant).get("multihead"))
+    return int(finetune_epochs(config, run) * (MULTIHEAD_EPOCH_COST if multihead else 1))
+
+
 def finetune_spec(config: dict, run: Run, inputs) -> str:
     """The JSON spec of one fine-tune (mlipft.train): the strategy with the run's variant
     applied, its E0 mode, files, epochs (times the variant's factor) and shared settings."""
@@ -59,7 +79,7 @@ def finetune_spec(config: dict, run: Run, inputs) -> str:
     strategy = strategy_from_config(run.strategy, entry)
     found = config["foundations"][run.foundation]
     sc = scale(config)["finetune"]
-    epochs = max(1, round(sc["max_num_epochs"] * epochs_factor(config, run.variant)))
+    epochs = finetune_epochs(config, run)
     return json.dumps({
         "strategy_name": run.strategy, "strategy": entry,
         "e0_mode": run.e0s, "name": run.strategy, "seed": int(run.seed),
@@ -86,7 +106,7 @@ def pretrain_spec(config: dict, foundation: str, train: list[str], valid: list[s
         "train_file": list(train), "valid_file": list(valid), "corpus_fraction": found.get("corpus_fraction"),
         "corpus_filter": config.get("corpus_filter"),
         "max_num_epochs": sc["max_num_epochs"], "batch_size": sc["batch_size"],
-        "device": config["device"], "default_dtype": config["default_dtype"],
+        "device": config["device"], "default_dtype": config["pretrain_dtype"],
         "common": {**config["training"]["common"], **config["training"].get("pretrain", {})},
     })
 

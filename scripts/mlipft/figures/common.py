@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where it is used: the workflow imports the kinds at parse time
+    import pandas as pd
 
 from ..io import atomic_path, xyz_frame_sizes
 from ..paths import RUN_KEYS, parse_run, parse_trainset
@@ -27,6 +29,8 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 def collect_runs(files: list[str | Path]) -> pd.DataFrame:
     """Per-run CSVs concatenated, in the given order, with the run's keys (read from each
     file's path) as the first columns."""
+    import pandas as pd
+
     frames = []
     for path in files:
         keys = parse_run(path).keys()
@@ -41,6 +45,8 @@ def collect_runs(files: list[str | Path]) -> pd.DataFrame:
 
 def trainable(files: list[str | Path]) -> pd.DataFrame:
     """One row per run from its ``trainable.json``: parameters trained, total, share, heads."""
+    import pandas as pd
+
     rows = []
     for path in files:
         info = json.loads(Path(path).read_text())
@@ -57,6 +63,8 @@ def convergence(files: list[str | Path] | None) -> pd.DataFrame | None:
     Columns: the run's keys, ``converged`` (True, False, or empty when too few epochs to
     judge), ``convergence`` (improving, plateau, worsening, too_few_epochs), ``improvement``
     and ``epochs``. None without loss curves (an input role a figure may lack)."""
+    import pandas as pd
+
     if not files:
         return None
     from ..convergence import assess_file
@@ -104,6 +112,8 @@ def error_summary(files: list[str | Path]) -> pd.DataFrame:
 def training_set_sizes(files: list[str | Path]) -> pd.DataFrame:
     """Configurations in each training subset (the subsample rule's output, isolated atoms
     already removed), one row per file."""
+    import pandas as pd
+
     rows = [{**parse_trainset(path), "n_train": len(xyz_frame_sizes(path))} for path in files]
     return pd.DataFrame(rows, columns=["benchmark", "trainset", "fraction", "seed", "n_train"])
 
@@ -111,6 +121,8 @@ def training_set_sizes(files: list[str | Path]) -> pd.DataFrame:
 def settings(frame: pd.DataFrame, spec: dict) -> pd.Series:
     """A label per row naming the grid axes that vary in the figure besides the strategy
     (foundation, E0s, variant, ...); empty when only strategies vary."""
+    import pandas as pd
+
     varying = [a for a in SETTING_AXES if len(spec["axes"].get(a, [])) > 1]
     if not varying:
         return pd.Series([""] * len(frame), index=frame.index)

@@ -17,3 +17,6 @@ Interface of the corpus module (foundation level)::
 
     def generate_corpus(kind: str, params: dict, seed: int, out_dir: pathlib.Path) -> dict
 """
+
+#: The mini world's eleven elements (every corpus draws from them; the foundations know all).
+ELEMENTS: tuple[str, ...] = ("H", "Li", "C", "N", "O", "F", "Na", "P", "S", "Cl", "Br")

@@ -62,10 +62,10 @@ from ase.spacegroup import crystal
 
 from .. import xtb
 from ..keys import CONFIG_TYPE_KEY, ENERGY_KEY
+from . import ELEMENTS  # defined in the package: the workflow reads it at parse time, without ase
 
 log = logging.getLogger(__name__)
 
-ELEMENTS: tuple[str, ...] = ("H", "Li", "C", "N", "O", "F", "Na", "P", "S", "Cl", "Br")
 KINDS: tuple[str, ...] = ("mptrj", "omat", "test")
 _KIND_CODE = {"mptrj": 101, "omat": 202, "test": 303}
 
