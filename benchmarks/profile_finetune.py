@@ -13,7 +13,9 @@ timers wrapped around mace's own functions:
   share of ``pt_head`` edges in each batch);
 - validation: ``evaluate`` inside the epoch loop (every ``--eval_interval`` epochs, every head);
 - checkpointing: ``CheckpointHandler.save``;
-- final: after the epoch loop (the best checkpoint reloaded, error tables, models written).
+- final: after the epoch loop (the best checkpoint reloaded, error tables, models written);
+
+and the process's user and system CPU time (``getrusage``) with its minor page faults.
 
 Families: naive (one head, all weights), LoRA (one head, adapters) and multihead replay
 (``replay``: two heads), each from the first test-error figure of its benchmark. Run alone: the
@@ -76,6 +78,10 @@ def _replay_share(totals: dict):
 
 
 def child(mace_args: list[str], out: str) -> None:
+    if os.environ.get("PROFILE_MALLOC_TUNING", "1") == "1":  # as mlipft.train does
+        from mlipft import allocator
+
+        allocator.tune()
     import mace.cli.run_train as run_train
     import mace.data.atomic_data as atomic_data
     import mace.tools.checkpoint as checkpoint
@@ -104,6 +110,11 @@ def child(mace_args: list[str], out: str) -> None:
     end = time.perf_counter()
     totals["final"] = end - loop_end.get("t", end)
     totals["total"] = end - START
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    totals["cpu_user"], totals["cpu_system"] = usage.ru_utime, usage.ru_stime
+    totals["minor_page_faults"] = usage.ru_minflt
     Path(out).write_text(json.dumps(totals))
 
 
@@ -181,6 +192,8 @@ def main() -> None:
                         help="override mace_run_train flags of the profiled command (a lever to measure)")
     parser.add_argument("--configfile", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="leave glibc's malloc thresholds alone (mlipft.allocator; to measure that lever)")
     args = parser.parse_args()
     config = cfg.load_world(args.configfile)
     config["scale"] = args.scale
@@ -193,6 +206,7 @@ def main() -> None:
             figures.setdefault(fig["benchmark"], name)
     benchmarks = args.benchmarks or list(figures)
     threads = int(config.get("threads", 1))
+    os.environ["PROFILE_MALLOC_TUNING"] = "0" if args.no_malloc_tuning else "1"
     rows = []
     print(f"{os.cpu_count()} cores, {threads} thread(s) per fine-tune; load 1/5/15 min before: {load()}", flush=True)
     for bench in benchmarks:
@@ -210,7 +224,10 @@ def main() -> None:
             row = {"benchmark": bench, "strategy": strategy, "total": t["total"],
                    **dict(zip(PARTS, split_row(t))), "load": load()}
             rows.append(row)
-            print(f"\n{bench} {strategy}: {t['total']:.1f} s (load after: {row['load']})")
+            row.update(cpu_user=t["cpu_user"], cpu_system=t["cpu_system"], minor_page_faults=t["minor_page_faults"])
+            print(f"\n{bench} {strategy}: {t['total']:.1f} s wall, CPU {t['cpu_user']:.1f} s user + "
+                  f"{t['cpu_system']:.1f} s system ({t['minor_page_faults']} minor page faults); "
+                  f"load after: {row['load']}")
             for part in PARTS:
                 print(f"  {part:28s} {row[part]:7.1f} s  {100 * row[part] / t['total']:5.1f} %")
     if args.json:

@@ -130,6 +130,9 @@ def write_table(predictions: str | Path, run: dict[str, str], evalset: str, outp
 
 
 def main(argv=None) -> None:
+    from .. import allocator
+
+    allocator.tune()  # no page faults on every batch (mlipft.allocator)
     parser = argparse.ArgumentParser(prog="python -m mlipft.analysis.errors", description=__doc__.splitlines()[0])
     parser.add_argument("--configs", help="extxyz with reference labels (omit to tabulate existing --predictions)")
     parser.add_argument("--model")

@@ -135,6 +135,9 @@ def _protocol(start: Atoms, value, key: str, option: str, where: str) -> float:
 
 
 def main(argv=None) -> None:
+    from .. import allocator
+
+    allocator.tune()  # no page faults on every batch (mlipft.allocator)
     parser = argparse.ArgumentParser(prog="python -m mlipft.analysis.md", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="MACE model (.model)")
     parser.add_argument("--start", required=True, help="extxyz of one frame, the start of the MD")

@@ -152,6 +152,9 @@ def model_profiles(model_path: str, reference_file: str, reactions: list[str], n
 
 
 def main(argv=None) -> None:
+    from .. import allocator
+
+    allocator.tune()  # no page faults on every batch (mlipft.allocator)
     parser = argparse.ArgumentParser(prog="python -m mlipft.analysis.neb",
                                      description="NEB profiles of a MACE model against reference paths")
     parser.add_argument("--model", required=True)
