@@ -166,6 +166,31 @@ def report(before: Path, after: Path, quality: tuple[Path | None, Path | None], 
                     tuned[f"{metric}_mean"].min() < s)
             out(f"- {label}: " + "; ".join(parts))
         out(f"\nConvergence {fig}: before {convergence_counts(before, fig)}; after {convergence_counts(after, fig)}")
+    for fig, frame in figs_a.items():
+        variants = sorted(frame.variant.unique()) if "variant" in frame else []
+        if len(variants) < 2 or frame.fraction.nunique() > 1:
+            continue
+        out(f"\n## Budget check {fig} (after): does the ranking depend on the variant (e.g. the epochs)?")
+        stats = {v: strategy_errors(frame[frame.variant == v]) for v in variants}
+        out("| strategy | " + " | ".join(f"E {v} | F {v}" for v in variants) + " |")
+        out("|---|" + "---|---|" * len(variants))
+        for strategy in stats[variants[0]].index:
+            cells = []
+            for v in variants:
+                for metric, _ in METRICS:
+                    st = stats[v]
+                    cells.append(fmt(st.loc[strategy, f"{metric}_mean"], st.loc[strategy, f"{metric}_std"],
+                                     int(st.loc[strategy, f"{metric}_count"])) if strategy in st.index else "-")
+            out(f"| {strategy} | " + " | ".join(cells) + " |")
+        for metric, name in METRICS:
+            base, other = stats[variants[0]][f"{metric}_mean"], stats[variants[1]][f"{metric}_mean"]
+            rho = spearman(base, other)
+            moved = [f"{s} {int(base.rank()[s])}->{int(other.rank()[s])}" for s in base.index.intersection(other.index)
+                     if base.rank()[s] != other.rank()[s]]
+            out(f"- {name}, {variants[0]} vs {variants[1]}: Spearman {rho:.2f}; "
+                + (f"rank changes: {', '.join(moved)}" if moved else "same ranking"))
+            summary.setdefault("budget", {})[f"{fig}:{metric}"] = rho
+        out(f"Convergence {fig}: {convergence_counts(after, fig)}")
     return summary
 
 

@@ -45,6 +45,9 @@ def test_four_signals(tmp_path, science):
     quality = tmp_path / "quality.csv"
     pd.DataFrame({"foundation": ["mp0", "omat", "mp0"], "dataset": ["test", "test", "sn2"],
                   "energy_rmse_mev_per_atom": [500, 300, 1], "force_rmse_mev_per_A": [1600, 700, 1]}).to_csv(quality, index=False)
+    budget = pd.concat([_errors({"naive": (4, 50), "replay": (40, 230), "lora": (2, 30)}).assign(variant="base"),
+                        _errors({"naive": (2, 25), "replay": (1, 120), "lora": (1.5, 20)}).assign(variant="x4")])
+    budget.to_csv(after / "sn2_budget_errors.csv", index=False)
     lines = []
     summary = science.report(before, after, (quality, quality), out=lines.append)
     text = "\n".join(lines)
@@ -55,4 +58,7 @@ def test_four_signals(tmp_path, science):
     assert summary["beats_scratch"]["sn2_test_errors:before:force_rmse"] is True
     assert summary["beats_scratch"]["sn2_test_errors:after:force_rmse"] is False
     assert summary["learning_curve"] == {"sn2_lc:before": True, "sn2_lc:after": False}
+    assert summary["budget"]["sn2_budget:force_rmse"] == pytest.approx(1.0)
+    assert summary["budget"]["sn2_budget:energy_rmse"] == pytest.approx(-0.5)  # replay 3 -> 1 with 4x epochs
+    assert "replay 3->1" in text
     assert "1 of 2 runs converged (1 not; still improving by 10-10 %" in text

@@ -45,15 +45,16 @@ def same_machine(reference: Path) -> bool:
 
 def compare_to_reference(tables: Path, reference: Path) -> list[str]:
     """Every reference table equals the new one on the reference's columns (strings and integers
-    exactly; benchmarks/compare_tables.py), floats to 1e-12 relative (forces are now summed per
-    structure first, so the last bit of a force RMSE may differ) on a machine like the
-    reference's, 1e-6 on another CPU (tests/data/reference_tables/README.md). Returns the tables."""
+    exactly; benchmarks/compare_tables.py), floats to 1e-12 relative on a machine like the
+    reference's (the same computation is deterministic there), 1e-3 on another CPU (its vector
+    kernels round float32 differently, and training amplifies that;
+    tests/data/reference_tables/README.md). Returns the tables."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("compare_tables", Path(__file__).parents[1] / "benchmarks" / "compare_tables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rtol = 1e-12 if same_machine(reference) else 1e-6
+    rtol = 1e-12 if same_machine(reference) else 1e-3
     rows = module.differences(reference, tables)
     worse = {name: worst for name, (_, worst, _) in rows.items() if worst > rtol}
     assert not worse, f"tables differ by more than {rtol} relative: {worse}"
@@ -61,9 +62,10 @@ def compare_to_reference(tables: Path, reference: Path) -> list[str]:
 
 
 def test_tables_equal_the_previous_version(smoke_run):
-    """Every existing figure's tables come out equal through the grids, the paths module, the
-    per-structure errors and the kind registry (reference: tables of commit 7d536e3, the version
-    before them, made by `snakemake all_figures --config scale=smoke` on this kind of machine)."""
+    """Every existing figure's tables come out as the reference version's (a refactoring changes
+    no number): tests/data/reference_tables/smoke, made by `snakemake all_figures --config
+    scale=smoke` of the version that moved fine-tuning to float32 (session 5), on this kind of
+    machine. A change meant to change numbers regenerates them and says so."""
     compared = compare_to_reference(smoke_run / "tables", REFERENCE / "smoke")
     assert len(compared) == 14
 

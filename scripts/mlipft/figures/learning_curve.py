@@ -89,9 +89,10 @@ def plot(tables, spec, outputs):
                 ax.set_ylabel(ylabel + ", log scale" + (f"\non {evalset}" if len(evalsets) > 1 else ""))
                 ax.grid(which="major", alpha=0.3)
         handles, names = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="lower center", ncol=min(4, len(lines)), frameon=False)
+        fig.legend(handles, names, loc="lower center", ncol=min(4, len(lines)), frameon=False,
+                   bbox_to_anchor=(0.5, 0.03 if note else 0.0))  # above the footnote
         fig.suptitle(spec["description"])
         if note:
             fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
-        fig.tight_layout(rect=(0, (0.04 + 0.045 * ((len(lines) + 3) // 4)) / len(evalsets), 1, 1))
+        fig.tight_layout(rect=(0, (0.04 + 0.045 * ((len(lines) + 3) // 4) + 0.03 * bool(note)) / len(evalsets), 1, 1))
         save(fig, outputs)

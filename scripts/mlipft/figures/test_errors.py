@@ -69,15 +69,17 @@ def plot(tables, spec, outputs):
                     ax.set_ylim(0, 1.12 * values.max())
                 if len(hues) == 1:
                     for i, s in enumerate(order):
-                        v = data[data.strategy == s]["value"].mean()
-                        ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom",
+                        v = data[data.strategy == s]["value"].mean()  # the bar's value, above its highest seed
+                        top = data[data.strategy == s]["value"].max()
+                        ax.annotate(f"{v:.0f}" if v >= 100 else f"{v:.3g}", (i, top), ha="center", va="bottom",
                                     fontsize=7, xytext=(0, 2), textcoords="offset points")
                 elif ax.get_legend() is not None:
                     ax.get_legend().remove()
         if len(hues) > 1:
             handles, names = axes[0, 0].get_legend_handles_labels()
+            # above the footnote, when there is one
             fig.legend(handles[:len(hues)], names[:len(hues)], loc="lower center", ncol=min(4, len(hues)),
-                       frameon=False)
+                       frameon=False, bbox_to_anchor=(0.5, 0.03 if note else 0.0))
         fig.suptitle(spec["description"])
         if note:
             fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
