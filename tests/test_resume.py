@@ -72,7 +72,7 @@ def test_resume_only_the_same_run(tmp_path, xyz):
 def test_a_killed_fine_tune_resumes_and_completes(tmp_path, tiny_data):
     """mlipft.train killed after its first checkpoints, then run again with --resume: it
     continues (--restart_latest in its log), ends at the same final epoch with every epoch in the
-    loss curves once, and writes every output."""
+    loss curves once, and writes every output; run once more, the finished run is not resumed."""
     epochs = 60
     out = tmp_path / "run"
     out.mkdir()
@@ -104,3 +104,9 @@ def test_a_killed_fine_tune_resumes_and_completes(tmp_path, tiny_data):
     assert list(valid.epoch) == list(range(epochs))
     assert sorted(curves[curves.split == "train"].epoch) == list(range(epochs))
     assert (out / "model.model").stat().st_size > 0 and json.loads((out / "trainable.json").read_text())["trainable"] > 0
+    # a finished run is never resumed: run again (a forced re-run), it starts from epoch 0
+    assert not (out / "mace" / train.FINGERPRINT).exists()
+    subprocess.run(cmd, check=True, timeout=600, env=env, capture_output=True)
+    last = [line for line in (out / "log").read_text().splitlines() if line.startswith("$ ")][-1]
+    assert "--restart_latest" not in last
+    assert list(pd.read_csv(out / "loss.csv").query("split == 'valid'").epoch) == list(range(epochs))

@@ -243,7 +243,8 @@ def prepare(spec: dict, e0_file: str | None, work: str | Path, resume: bool = Fa
     the files mace reads put there (a corpus prefix, a foundation cast to the run's dtype).
 
     ``work`` is emptied first, unless ``resume`` and it holds a checkpoint of the very same run
-    (same spec and E0s, :func:`resumable_epoch`): then mace continues from that checkpoint
+    (same spec and E0s, :func:`resumable_epoch`) that did not finish (:func:`run` removes the
+    fingerprint of a finished run): then mace continues from that checkpoint
     (``--restart_latest``), e.g. when SLURM requeues a fine-tune that was killed. mace saves a
     checkpoint only when the validation loss improves, with the EMA-averaged weights and
     without the EMA state, so a resumed run retrains from its best epoch so far: it reaches the
@@ -319,6 +320,8 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
     if returncode != 0:
         raise RuntimeError(f"mace_run_train failed (exit {returncode}) for {spec['name']}; see {log_file}")
     collect(work, spec["name"], out)
+    # a finished run is never resumed: a forced re-run of it starts afresh
+    (work / FINGERPRINT).unlink(missing_ok=True)
     return seconds
 
 
