@@ -115,7 +115,8 @@ def test_failed_training_leaves_no_model(config, tiny_data, tmp_path):
                 batch_size=5, device="cpu", default_dtype="float64",
                 foundation_model=str(tmp_path / "missing.model"),
                 e0s_json={"modes": {"isolated": {"1": -1.0, "6": -2.0, "17": -3.0, "35": -4.0}}})
-    with pytest.raises(RuntimeError, match="mace_run_train failed"):
+    # the foundation is opened (to match its dtype to the run's) before mace starts: a clear error
+    with pytest.raises(FileNotFoundError, match="foundation model not found: .*missing.model"):
         train.run(spec, None, {"model": str(tmp_path / "m" / "model.model")}, log_file=str(tmp_path / "log"))
     assert not (tmp_path / "m" / "model.model").exists()
 
@@ -141,7 +142,7 @@ def test_failed_cli_exits_nonzero_without_model(config, tiny_data, tmp_path):
     assert proc.returncode != 0
     assert not (tmp_path / "m" / "model.model").exists() and not (tmp_path / "m" / "trainable.json").exists()
     text = (tmp_path / "log").read_text()
-    assert "Traceback" in text and "mace_run_train failed" in text
+    assert "Traceback" in text and "foundation model not found" in text
 
 
 def test_in_process_mace_restores_the_caller(tmp_path):

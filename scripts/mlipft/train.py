@@ -136,6 +136,8 @@ def foundation_in_dtype(path: str, dtype: str, work: Path) -> str:
     model of another dtype than ``--default_dtype`` and does not cast a model loaded from a path
     (facts.md section 2); mace's own calculators cast a foundation to the dtype asked for, and so
     does this (float64 -> float32 rounds the weights; float32 -> float64 is exact)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"foundation model not found: {path}")
     import torch
 
     model = torch.load(path, map_location="cpu", weights_only=False)
