@@ -64,8 +64,9 @@ def snakemake(args: list[str], quiet: bool = True, check: bool = False, **kwargs
     return proc
 
 
-def job_paths(common: list[str], figure: str, run: Run) -> tuple[str, Path]:
-    """The model target and the log of ``run``'s finetune job, read from a dry run's shell command."""
+def job_options(common: list[str], figure: str, run: Run) -> dict[str, str]:
+    """The options of ``run``'s finetune job (``--spec``, ``--e0s``, ``--model``, ``--log`` ...),
+    read from the shell command of a dry run that forces it."""
     dry = snakemake([figure, "-n", "-p", "--forcerun", "finetune", *common], quiet=False)
     suffix = f"{run.path}/model.model"
     for line in (dry.stdout + dry.stderr).splitlines():
@@ -74,9 +75,15 @@ def job_paths(common: list[str], figure: str, run: Run) -> tuple[str, Path]:
         words = shlex.split(line.split(":", 1)[1] if line.startswith("Shell command:") else line)
         opts = {w: words[i + 1] for i, w in enumerate(words[:-1]) if w.startswith("--")}
         if opts.get("--model", "").endswith(suffix) and "--log" in opts:
-            return opts["--model"], ROOT / opts["--log"]
+            return opts
     raise SystemExit(f"the dry run of {figure} has no finetune job writing .../{suffix}:\n"
                      + (dry.stdout + dry.stderr)[-3000:])
+
+
+def job_paths(common: list[str], figure: str, run: Run) -> tuple[str, Path]:
+    """The model target and the log of ``run``'s finetune job (:func:`job_options`)."""
+    opts = job_options(common, figure, run)
+    return opts["--model"], ROOT / opts["--log"]
 
 
 def bare_command(log: Path, model: str) -> tuple[list[str], str]:

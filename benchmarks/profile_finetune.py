@@ -138,22 +138,6 @@ def override(cmd: list[str], key: str, value: str) -> list[str]:
     return kept + [f"{flag}={value}"]
 
 
-def job_options(common: list[str], figure: str, run) -> dict[str, str]:
-    """The options of ``run``'s finetune job (``--spec``, ``--e0s``, ``--model`` ...), read from
-    the shell command of a dry run that forces it."""
-    from finetune_overhead import snakemake
-
-    dry = snakemake([figure, "-n", "-p", "--forcerun", "finetune", *common], quiet=False)
-    suffix = f"{run.path}/model.model"
-    for line in (dry.stdout + dry.stderr).splitlines():
-        if "mlipft.train" in line and suffix in line:
-            words = shlex.split(line.split(":", 1)[1] if line.startswith("Shell command:") else line)
-            opts = {w: words[i + 1] for i, w in enumerate(words[:-1]) if w.startswith("--")}
-            if opts.get("--model", "").endswith(suffix):
-                return opts
-    raise SystemExit(f"the dry run of {figure} has no finetune job writing .../{suffix}")
-
-
 def profile(opts: dict[str, str], threads: int, epochs: int | None, overrides: list[str]) -> dict:
     """Profile the job's mace_run_train command (from its spec, as mlipft.train builds it)."""
     from mlipft.train import prepare
@@ -180,7 +164,7 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         sep = sys.argv.index("--")
         return child(sys.argv[sep + 1:], sys.argv[2])
-    from finetune_overhead import load, snakemake
+    from finetune_overhead import job_options, load, snakemake
     from mlipft import config as cfg
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

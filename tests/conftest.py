@@ -30,6 +30,19 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("utilisation")``: a script of ``benchmarks/`` (not a package) as a module."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
 @pytest.fixture()
 def config():
     from mlipft.config import load_world

@@ -1,20 +1,12 @@
 """benchmarks/science_check.py: the four signals read from two runs' tables."""
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def science():
-    spec = importlib.util.spec_from_file_location("science_check", ROOT / "benchmarks" / "science_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def science(benchmark_script):
+    return benchmark_script("science_check")
 
 
 def _errors(values: dict, fractions=(1.0,), seeds=(0,)) -> pd.DataFrame:

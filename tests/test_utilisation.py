@@ -5,7 +5,6 @@ missing jobs reported (fast: no training, no Snakemake)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 from pathlib import Path
 
@@ -23,11 +22,8 @@ FIGURES = {"fig06": {"strategies": ["naive"]}, "sn2_test_errors": {"strategies":
 
 
 @pytest.fixture(scope="module")
-def util():
-    spec = importlib.util.spec_from_file_location("utilisation", ROOT / "benchmarks" / "utilisation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def util(benchmark_script):
+    return benchmark_script("utilisation")
 
 
 @pytest.fixture()

@@ -43,17 +43,13 @@ def same_machine(reference: Path) -> bool:
                     "torch": torch.__version__, "machine": platform.machine()}
 
 
-def compare_to_reference(tables: Path, reference: Path) -> list[str]:
+def compare_to_reference(tables: Path, reference: Path, module) -> list[str]:
     """Every reference table equals the new one on the reference's columns (strings and integers
     exactly; benchmarks/compare_tables.py), floats to 1e-12 relative on a machine like the
     reference's (the same computation is deterministic there), 1e-3 on another CPU (its vector
     kernels round float32 differently, and training amplifies that;
-    tests/data/reference_tables/README.md). Returns the tables."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("compare_tables", Path(__file__).parents[1] / "benchmarks" / "compare_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    tests/data/reference_tables/README.md). ``module``: benchmarks/compare_tables.py.
+    Returns the tables."""
     rtol = 1e-12 if same_machine(reference) else 1e-3
     rows = module.differences(reference, tables)
     worse = {name: worst for name, (_, worst, _) in rows.items() if worst > rtol}
@@ -61,12 +57,12 @@ def compare_to_reference(tables: Path, reference: Path) -> list[str]:
     return list(rows)
 
 
-def test_tables_equal_the_previous_version(smoke_run):
+def test_tables_equal_the_previous_version(smoke_run, benchmark_script):
     """Every existing figure's tables come out as the reference version's (a refactoring changes
     no number): tests/data/reference_tables/smoke, made by `snakemake all_figures --config
     scale=smoke` of the version that moved fine-tuning to float32 (session 5), on this kind of
     machine. A change meant to change numbers regenerates them and says so."""
-    compared = compare_to_reference(smoke_run / "tables", REFERENCE / "smoke")
+    compared = compare_to_reference(smoke_run / "tables", REFERENCE / "smoke", benchmark_script("compare_tables"))
     assert len(compared) == 14
 
 
