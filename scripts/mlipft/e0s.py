@@ -70,7 +70,6 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
     foundation pretrained for a fixed element set whose small corpus may miss one): the
     ``average`` E0 of an element absent from the training set is its isolated-atom energy
     (``isolated_file`` is then required), recorded under ``filled_from_isolated``."""
-    import torch
     from mace.data.utils import compute_average_E0s, estimate_e0s_from_foundation
     from mace.tools import torch_tools
     from mace.tools.utils import AtomicNumberTable
@@ -104,8 +103,9 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
     initial = {}
     if foundation_model is not None:
         # in the run's dtype, as mace_run_train gets it (mlipft.train.foundation_in_dtype)
-        model = torch.load(str(foundation_model), map_location=device, weights_only=False)
-        model = model.to(dtype=getattr(torch, default_dtype))
+        from .analysis.predict import load_model
+
+        model = load_model(foundation_model, device, default_dtype)
         found = foundation_e0s(model)
         missing = [chemical_symbols[z] for z in zs if z not in found]
         if missing:
