@@ -90,11 +90,17 @@ def convergence_note(frame: pd.DataFrame) -> tuple[dict[str, str], str]:
     """A mark per strategy whose runs are still improving (``†``) and the figure's footnote."""
     if "convergence" not in frame.columns:
         return {}, ""
-    marks = {s: " †" for s in frame[frame.convergence == "improving"].strategy.unique()}
+    improving = frame[frame.convergence == "improving"]
+    marks = {s: " †" for s in improving.strategy.unique()}
     notes = []
     if marks:
-        notes.append("† validation loss still improving over the last 20 % of epochs: not converged "
-                     "(mlipft.convergence)")
+        # the reason: the epoch budget of these runs (the paper trains ~1,000 epochs), and by how much
+        epochs = sorted({int(e) for e in improving.epochs.dropna()})
+        budget = (f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}") if epochs else "?"
+        gain = 100 * improving.improvement.astype(float)
+        notes.append(f"† not converged within its {budget}-epoch budget: the validation loss of the last 20 % of "
+                     f"epochs still improved on the best before by {gain.min():.0f}-{gain.max():.0f} % "
+                     "(>= 2 %, mlipft.convergence)")
     if (frame.convergence == "too_few_epochs").any():
         notes.append(f"convergence not judged: too few epochs ({int(frame.epochs.max())}) for a trend")
     return marks, "; ".join(notes)
@@ -116,6 +122,17 @@ def training_set_sizes(files: list[str | Path]) -> pd.DataFrame:
 
     rows = [{**parse_trainset(path), "n_train": len(xyz_frame_sizes(path))} for path in files]
     return pd.DataFrame(rows, columns=["benchmark", "trainset", "fraction", "seed", "n_train"])
+
+
+def with_sizes(errors: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
+    """The errors table with ``n_train``, the number of training configurations of each run."""
+    keys = ["benchmark", "trainset", "fraction", "seed"]
+    errors, sizes = errors.astype({k: str for k in keys}), sizes.astype({k: str for k in keys})
+    out = errors.merge(sizes.drop_duplicates(keys), on=keys, how="left", validate="many_to_one")
+    missing = out[out.n_train.isna()][keys].drop_duplicates()
+    if len(missing):
+        raise ValueError(f"no training subset file for runs {missing.to_dict('records')}")
+    return out.astype({"n_train": int})
 
 
 def settings(frame: pd.DataFrame, spec: dict) -> pd.Series:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
-                     trainable, training_set_sizes, with_convergence)
+                     trainable, training_set_sizes, with_convergence, with_sizes)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) on the evaluation set against the number of "
                "training configurations, log-log, one line per strategy through the mean over seeds.")
@@ -28,17 +28,6 @@ def inputs(config, name, runs, paths):
             "trainable": [paths.run_file(r, "trainable") for r in runs],
             "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
             "trainsets": sorted({paths.trainset(r) for r in runs})}
-
-
-def with_sizes(errors: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
-    """The errors table with ``n_train``, the number of training configurations of each run."""
-    keys = ["benchmark", "trainset", "fraction", "seed"]
-    errors, sizes = errors.astype({k: str for k in keys}), sizes.astype({k: str for k in keys})
-    out = errors.merge(sizes.drop_duplicates(keys), on=keys, how="left", validate="many_to_one")
-    missing = out[out.n_train.isna()][keys].drop_duplicates()
-    if len(missing):
-        raise ValueError(f"no training subset file for runs {missing.to_dict('records')}")
-    return out.astype({"n_train": int})
 
 
 def collect(inputs, spec):

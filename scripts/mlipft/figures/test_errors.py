@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
-                     trainable, with_convergence)
+                     trainable, training_set_sizes, with_convergence, with_sizes)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) per strategy on each evaluation set, "
                "from per-structure errors; bars are means over seeds, dots single seeds.")
@@ -26,12 +26,28 @@ def inputs(config, name, runs, paths):
 
     return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
             "trainable": [paths.run_file(r, "trainable") for r in runs],
-            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs]}
+            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
+            "trainsets": sorted({paths.trainset(r) for r in runs})}
 
 
 def collect(inputs, spec):
     conv = convergence(inputs.get("loss_curves"))
-    return {"errors": error_summary(inputs["errors"]), "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
+    errors = error_summary(inputs["errors"])
+    if inputs.get("trainsets"):
+        errors = with_sizes(errors, training_set_sizes(inputs["trainsets"]))
+    return {"errors": errors, "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
+
+
+def size_note(errors) -> str:
+    """How many configurations the runs trained on (the figure's subtitle): one number, or the
+    range over seeds' subsets; with the fraction of the training file when it is not all of it."""
+    if "n_train" not in errors.columns:
+        return ""
+    sizes = sorted(errors.n_train.unique())
+    n = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    fractions = sorted({float(f) for f in errors.fraction})
+    part = "" if fractions == [1.0] else f", a fraction {'/'.join(f'{f:g}' for f in fractions)} of the training set"
+    return f"trained on {n} configurations{part}"
 
 
 def plot(tables, spec, outputs):
@@ -80,7 +96,8 @@ def plot(tables, spec, outputs):
             # above the footnote, when there is one
             fig.legend(handles[:len(hues)], names[:len(hues)], loc="lower center", ncol=min(4, len(hues)),
                        frameon=False, bbox_to_anchor=(0.5, 0.03 if note else 0.0))
-        fig.suptitle(spec["description"])
+        sizes = size_note(errors)
+        fig.suptitle(spec["description"] + (f"\n({sizes})" if sizes else ""))
         if note:
             fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
         fig.tight_layout(rect=(0, 0.05 * (len(hues) > 1) * ((len(hues) + 3) // 4) + 0.03 * bool(note), 1, 1))
