@@ -136,12 +136,12 @@ def corpus_e0s_inputs(w):
 
 
 def mini_replay_inputs(w):
-    inputs = wf.mini_replay_inputs(config, PATHS, w.benchmark, w.replay)
+    inputs = wf.replay_inputs(config, PATHS, w.benchmark, w.replay)
     return {k: (v if k == "parts" else ancient(v)) for k, v in inputs.items()}
 
 
-def mini_replay_args(w, input):
-    return wf.mini_replay_args(config, w.replay, input)
+def replay_set_args(w, input):
+    return wf.replay_args(config, w.replay, input)
 
 
 def benchmark_outputs(name):

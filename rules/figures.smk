@@ -70,6 +70,16 @@ for _fig in FIGURES:
             PATHS.figure_outputs(_fig),
 
 
+for _group, _panels in wf.figure_groups(FIGURES).items():
+
+    rule:
+        name:
+            _group
+        localrule: True
+        input:
+            [PATHS.figure_outputs(f) for f in _panels],
+
+
 rule all_figures:
     localrule: True
     input:

@@ -226,7 +226,7 @@ rule replay_set:
     output:
         PATHS.pattern("replay"),
     params:
-        args=mini_replay_args,
+        args=replay_set_args,
     log:
         PATHS.log("replay_set", "{benchmark}/{replay}"),
     benchmark:

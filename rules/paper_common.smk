@@ -11,13 +11,11 @@ LOCK_FILE = str(Path(workflow.basedir) / config["sources_lock"])
 SOURCES = load_sources(SOURCES_FILE)
 DEST_TO_ID = {src.dest: sid for sid, src in SOURCES.items()}
 DEST_PATTERN = "|".join(re.escape(dest) for dest in sorted(DEST_TO_ID))
-REPLAY_SOURCE_PATTERN = "|".join(re.escape(rep["corpus"]) for rep in config["replay"].values())
+REPLAY_SOURCE_PATTERN = "|".join(sorted({re.escape(rep["corpus"]) for rep in config["replay"].values() if "corpus" in rep}))
 
 # command-line pieces of mlipft.download and mlipft.replay, from the config
 LOCAL_DIR_ARGS = " ".join(f"--local-dir {shlex.quote(d)}" for d in config.get("local_data_dirs", []))
 ACCEPT_ARG = "--accept-licences" if config.get("accept_licences", False) else ""
-REPLAY_N_ARG = (f"--n {int(SC['finetune']['num_samples_pt'])}"
-                if SC["finetune"].get("num_samples_pt") else "")
 
 
 def raw_file(source_id):
@@ -60,8 +58,5 @@ def replay_source_file(source_id):
 
 
 def replay_inputs(wildcards):
-    bench = config["benchmarks"][wildcards.benchmark]
-    return {
-        "corpus": replay_source_file(config["replay"][wildcards.replay]["corpus"]),
-        "target": bench_file(wildcards.benchmark, bench["trainsets"][0]),
-    }
+    """The converted replay source and the benchmark's training file, or a combined set's parts."""
+    return wf.replay_inputs(config, PATHS, wildcards.benchmark, wildcards.replay, replay_source_file)

@@ -153,9 +153,7 @@ rule replay_set:
     output:
         PATHS.pattern("replay"),
     params:
-        mode=lambda w: config["replay"][w.replay]["mode"],
-        n=REPLAY_N_ARG,
-        seed=config["seed"],
+        args=replay_set_args,
     threads: 1
     resources:
         runtime=60,
@@ -167,5 +165,4 @@ rule replay_set:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.replay --corpus {input.corpus:q} --target {input.target:q} --mode {params.mode:q} "
-        "{params.n} --seed {params.seed:q} --output {output:q} > {log:q} 2>&1"
+        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"

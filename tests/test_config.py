@@ -85,6 +85,14 @@ def test_default_config_is_valid(config):
     (lambda c: c.update(y_anchor={}), r"config entry <top level>: unknown key\(s\) \['y_anchor'\]; allowed: .* \(and x-\* anchors\)"),
     (lambda c: c["strategies"]["replay"].update(replay="nope"), r"strategies\.replay\.replay: unknown replay set 'nope'"),
     (lambda c: c.update(sources="config/sources/nowhere.yaml"), r"config entry sources: file not found"),
+    (lambda c: c["variants"].update({"lr_1e-3": {"description": "x", "mace_args": {"lr": 0.001}}}),
+     r"config entry variants\.lr_1e-3: the name 'lr_1e-3' becomes part of file paths and must match"),
+    (lambda c: c["benchmarks"]["ice"].update(trainsets=["train", "train Ih"]),
+     r"config entry benchmarks\.ice\.trainsets: the name 'train Ih' becomes part of file paths"),
+    (lambda c: c["scales"]["mini"].update(figures={"fig_05": {"seeds": [1]}}),
+     r"config entry scales\.mini\.figures\.fig_05: no figure 'fig_05' to override; did you mean 'fig05'\?"),
+    (lambda c: c["variants"].update(late={"description": "x", "stage_two_start_fraction": 1.5}),
+     r"variants\.late\.stage_two_start_fraction: 1\.5 is greater than or equal to the maximum of 1"),
 ])
 def test_bad_inputs_name_the_entry(config, mutate, message):
     mutate(config)
@@ -124,8 +132,14 @@ def test_unique_fine_tunes_over_all_figures(config):
     from mlipft.config import unique_runs
 
     per_figure = sum(len(runs_for_figure(config, f)) for f in config["figures"])
-    assert per_figure == 8 + 8 + 24 + 4 * 8 == 72
-    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 == 64
+    seven = 8 + 8 + 24 + 4 * 8  # fig06, SN2 test errors and learning curve, the other four benchmarks
+    # fig03a/b, fig04a/b, fig05, fig12, fig13, fig14, fig15, fig17, fig18
+    prerequisites = 4 + 4 + 4 + 4 + 8 + 3 + 3 + 6 + 3 + 16 + 8
+    assert per_figure == seven + prerequisites == 135
+    # shared: each figure's omat_medium/base/estimated run of the main grids (fig03a: the LPSC
+    # pseudolabel run, fig03b: fig06's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
+    # fig03a's, fig14: sn2_test_errors', fig17: lpsc_test_errors' eight and fig03a's mp0, fig18: fig05's)
+    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 + 3 + 3 + 2 + 2 + 8 + 2 + 2 + 5 + 2 + 7 + 4 == 104
 
 
 def test_layered_config_writes_the_registry_once(root):

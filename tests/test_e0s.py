@@ -75,12 +75,17 @@ def test_elements_absent_from_the_training_set_get_isolated_energies(tiny_data, 
     iso = xtb.isolated_atoms(["H", "C", "Cl", "Br", "Na"], "foundation")
     write_atomic(iso_path, iso)
     out = fit(tiny_data["corpus_train"], isolated_file=iso_path, elements=["Na", "H"])
-    assert out["filled_from_isolated"] == ["Na"]
+    assert out["filled"] == {"average": {"Na": "isolated"}}  # no foundation: no estimated mode
     na = next(a for a in iso if a.get_chemical_symbols() == ["Na"])
     assert out["modes"]["average"]["11"] == pytest.approx(na.info["REF_energy"])
     assert out["modes"]["average"]["6"] != out["modes"]["isolated"]["6"]  # fitted, not copied
-    with pytest.raises(ValueError, match="lacks \\['Na'\\]: filling their E0s needs an isolated-atom file"):
+    with pytest.raises(ValueError, match="lacks \\['Na'\\]: filling their E0s with isolated-atom energies needs"):
         fit(tiny_data["corpus_train"], elements=["Na"])
+    with pytest.raises(ValueError, match="no configuration with \\['Na'\\].*E0 fill is 'refuse'"):
+        fit(tiny_data["corpus_train"], isolated_file=iso_path, elements=["Na"], fill="refuse")
+    with pytest.raises(ValueError, match="E0 fill 'nearest' is not one of"):
+        fit(tiny_data["corpus_train"], isolated_file=iso_path, fill="nearest")
+    assert fit(tiny_data["corpus_train"], isolated_file=iso_path, fill="refuse")["filled"] == {}
 
 
 @pytest.mark.slow
@@ -102,8 +107,17 @@ def test_cover_gives_every_mode_the_validation_set_elements(tiny_data, tiny_foun
             "--isolated", tiny_data["iso_target"], "--output", str(out)]
     e0s.main(args + ["--cover", tiny_data["valid"]])  # the validation set has Br
     result = json.loads(out.read_text())
-    assert result["filled_from_isolated"] == ["Br"]
+    assert result["filled"] == {"average": {"Br": "isolated"}, "estimated": {"Br": "foundation"}}
     for mode in ("average", "estimated", "foundation", "isolated"):
         assert sorted(map(int, result["modes"][mode])) == [1, 6, 17, 35], mode
+    assert result["modes"]["estimated"]["35"] == result["modes"]["foundation"]["35"]
+    assert result["modes"]["average"]["35"] == result["modes"]["isolated"]["35"]
+    e0s.main(args + ["--cover", tiny_data["valid"], "--fill", "isolated"])  # the target-level atom instead
+    result = json.loads(out.read_text())
+    assert result["filled"]["estimated"] == {"Br": "isolated"}
+    assert result["modes"]["estimated"]["35"] == result["modes"]["isolated"]["35"]
+    assert result["modes"]["estimated"]["1"] != result["modes"]["isolated"]["1"]  # present: estimated, not filled
+    with pytest.raises(ValueError, match="no configuration with \\['Br'\\].*E0 fill is 'refuse'"):
+        e0s.main(args + ["--cover", tiny_data["valid"], "--fill", "refuse"])
     e0s.main(args + ["--cover", str(tmp_path / "no_br.xyz")])  # nothing beyond the training set's own
     assert sorted(map(int, json.loads(out.read_text())["modes"]["average"])) == [1, 6, 17]

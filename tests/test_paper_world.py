@@ -323,16 +323,22 @@ def expected_jobs(config: dict) -> dict[str, int]:
     """Jobs per rule that the figures' experiment grid implies."""
     from mlipft.download import load_sources
     from mlipft.paper import RECIPES
-    from mlipft.registry import strategies_from_config
+    from mlipft.registry import variant_entry
 
-    strategies = strategies_from_config(config)
     runs = {r for fig in config["figures"] for r in runs_for_figure(config, fig)}
-    kinds = {"test_errors": ("test_errors", "learning_curve"), "neb_profiles": ("neb_profiles",)}
-    by_kind = {kind: {r for fig, spec in config["figures"].items() if spec["kind"] in figure_kinds
-                      for r in runs_for_figure(config, fig)} for kind, figure_kinds in kinds.items()}
+    error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase")  # the kinds that read error files
+    evaluations = {(r, e) for fig, spec in config["figures"].items() if spec["kind"] in error_kinds
+                   for r in runs_for_figure(config, fig) for e in evalsets(config, fig)}
+    nebs = {r for fig, spec in config["figures"].items() if spec["kind"] == "neb_profiles"
+            for r in runs_for_figure(config, fig)}
     benchmarks = {r.benchmark for r in runs}
-    replays = {(r.benchmark, strategies[r.strategy].replay) for r in runs if strategies[r.strategy].multihead}
-    replay_sources = {config["replay"][name]["corpus"] for _, name in replays}
+    replays = set()
+    for r in runs:
+        entry = variant_entry(config, r.strategy, r.variant)
+        if entry.get("multihead"):
+            name = entry["replay"]
+            replays |= {(r.benchmark, name)} | {(r.benchmark, part) for part in config["replay"][name].get("combine", [])}
+    replay_sources = {config["replay"][name]["corpus"] for _, name in replays if "corpus" in config["replay"][name]}
     foundations = {r.foundation for r in runs}
     sources = ({config["foundations"][f]["source"] for f in foundations} | replay_sources
                | {sid for b in benchmarks for sid in config["benchmarks"][b]["sources"].values()})
@@ -345,14 +351,12 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "install_foundation": len(foundations),
         "replay_set": len(replays),
         "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them
-        "validate_evalset": len({(r.benchmark, e) for fig, spec in config["figures"].items()
-                                 if spec["kind"] in kinds["test_errors"] for r in runs_for_figure(config, fig)
-                                 for e in evalsets(config, fig)}),
+        "validate_evalset": len({(r.benchmark, e) for r, e in evaluations}),
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),
-        "evaluate_errors": len(by_kind["test_errors"]),  # one evaluation set (test) per run
-        "run_neb": len(by_kind["neb_profiles"]),
+        "evaluate_errors": len(evaluations),
+        "run_neb": len(nebs),
         "all_figures": 1,
     }
     jobs.update({f"build_benchmark_{b}": 1 for b in benchmarks})
@@ -375,6 +379,9 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     assert stats == expected_jobs(paper_config), out[-3000:]
     # the grid of config/paper.yaml, spelled out: 8 strategies x (1 NEB run + 3 fractions x 3 seeds;
     # sn2_test_errors' full-training-set runs are the learning curve's largest fraction)
+    # fig03b: the five other foundations' pseudolabel runs; fig04b: naive and LoRA with averaged E0s;
+    # fig14: five more (learning rate x replay set) variants of the pseudolabel run
     n_strategies = len(strategy_names(paper_config, "sn2_test_errors"))
-    assert stats["finetune"] == n_strategies * (1 + 3 * 3) == 80
-    assert stats["download"] == 6  # r, p, ts, e0s, the SN2 replay file, MACE-OMat-0 medium
+    assert stats["finetune"] == n_strategies * (1 + 3 * 3) + 5 + 2 + 5 == 92
+    # r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's combined set)
+    assert stats["download"] == 12

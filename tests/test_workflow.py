@@ -22,7 +22,7 @@ def smoke_run(root, tmp_path_factory):
     (work / "config").symlink_to(root / "config")
     cmd = SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "--cores", "2",
                        "--config", "scale=smoke"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return work / "results" / "smoke"
 
@@ -73,7 +73,7 @@ def test_a_grid_over_foundations_e0s_strategies_and_evalsets_is_a_config_edit(sm
     cmd = SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "grid_demo", "--cores", "2",
                        "--configfile", str(root / "config" / "config.yaml"), str(root / "tests" / "data" / "grid_demo.yaml"),
                        "--config", "scale=smoke"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     out = proc.stdout + proc.stderr
     assert _count(out, "finetune") == 6, out[-3000:]  # 8 runs, 2 of them lpsc_test_errors' own
@@ -164,7 +164,7 @@ def test_every_strategy_fine_tunes_on_every_benchmark(smoke_run, config):
         if fig["kind"] != "test_errors":
             continue
         table = pd.read_csv(smoke_run / "tables" / f"{name}_errors.csv")
-        covered[fig["benchmark"]] = set(table.strategy)
+        covered.setdefault(fig["benchmark"], set()).update(table.strategy)
         trainable = pd.read_csv(smoke_run / "tables" / f"{name}_trainable.csv")
         assert (trainable.trainable > 0).all() and (trainable.trainable <= trainable.total_parameters).all(), name
     assert set(covered) == set(config["benchmarks"])
@@ -172,8 +172,18 @@ def test_every_strategy_fine_tunes_on_every_benchmark(smoke_run, config):
         assert strategies == set(config["strategies"]), bench
 
 
-def test_mini_world_smoke_artifacts(smoke_run, config):
+@pytest.fixture
+def smoke_config(root):
+    """The configuration of the smoke run (its scale's figure overrides laid over the grids)."""
+    from mlipft.config import load, merge, resolve
+
+    return resolve(merge(merge(load(root / "config" / "shared.yaml"), load(root / "config" / "config.yaml")),
+                         {"scale": "smoke"}))
+
+
+def test_mini_world_smoke_artifacts(smoke_run, smoke_config):
     """The smoke mini world made every foundation the figures use, under data/, not results/."""
+    config = smoke_config
     data = smoke_run.parent.parent / "data" / "mini" / "smoke"
     from mlipft.config import grid
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
+import re
 from pathlib import Path
 
 import yaml
 
-from .paths import Run, format_fraction
+from .paths import CONSTRAINTS, Run, format_fraction
 from .registry import (RegistryError, check_flags, effective_e0_mode, strategies_from_config, strategy_from_config,
                        variant_entry)
 
@@ -106,9 +107,16 @@ def load_world(*paths: str | Path, shared: str | Path = SHARED) -> dict:
 
 def resolve(config: dict) -> dict:
     """Drop the figures a world declares unavailable (``unavailable_figures``, with the reason),
-    in place, and return the config. Run after layering, before validation."""
+    then lay the chosen scale's figure overrides (``scales.<scale>.figures.<name>``: a smaller
+    grid, e.g. two ice phases at smoke scale) over the figures, in place, and return the config.
+    Run after layering, before validation."""
+    figures = config.get("figures", {})
     for name in config.get("unavailable_figures", {}) or {}:
-        config.get("figures", {}).pop(name, None)
+        figures.pop(name, None)
+    scale = (config.get("scales") or {}).get(config.get("scale")) or {}
+    for name, overrides in (scale.get("figures") or {}).items():
+        if name in figures and isinstance(overrides, dict):
+            figures[name] = merge(figures[name], overrides)
     return config
 
 
@@ -301,10 +309,28 @@ def benchmark_evalsets(config: dict, benchmark: str) -> dict[str, dict]:
     return sets
 
 
+def check_names(config: dict) -> None:
+    """Names that become path components (benchmarks, foundations, strategies, variants, replay
+    sets, a benchmark's training and evaluation sets) must match their wildcard pattern
+    (:data:`mlipft.paths.CONSTRAINTS`); otherwise Snakemake reports only a missing input file."""
+    sections = {"benchmarks": "benchmark", "foundations": "foundation", "strategies": "strategy",
+                "variants": "variant", "replay": "replay"}
+    names = [(f"{section}.{name}", wildcard, name) for section, wildcard in sections.items()
+             for name in config.get(section) or {}]
+    for bench, entry in (config.get("benchmarks") or {}).items():
+        names += [(f"benchmarks.{bench}.trainsets", "trainset", t) for t in entry.get("trainsets") or []]
+        names += [(f"benchmarks.{bench}.evalsets.{e}", "evalset", e) for e in entry.get("evalsets") or {}]
+    for where, wildcard, name in names:
+        if not re.fullmatch(CONSTRAINTS[wildcard], str(name)):
+            raise ConfigError(f"config entry {where}: the name {name!r} becomes part of file paths and must "
+                              f"match {CONSTRAINTS[wildcard]} (letters, digits{', _' if '_' in CONSTRAINTS[wildcard] else ''})")
+
+
 def check(config: dict, root: str | Path = ROOT) -> None:
     """Cross-reference checks the schema cannot express. Raises :class:`ConfigError`."""
     check_duplicates(config)
     validate_schema(config)
+    check_names(config)
     if not config["figures"]:
         dropped = sorted(config.get("unavailable_figures") or {})
         raise ConfigError("config entry figures: no figure to build"
@@ -326,6 +352,11 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         except RegistryError as err:
             raise ConfigError(str(err)) from err
     for scale_name, block in scales.items():
+        known = set(config["figures"]) | set(config.get("unavailable_figures") or {})
+        for name in block.get("figures") or {}:
+            if name not in known:
+                raise ConfigError(f"config entry scales.{scale_name}.figures.{name}: no figure {name!r} to "
+                                  f"override{did_you_mean([name], sorted(known))}")
         for name in (block.get("finetune") or {}).get("epochs_by_strategy") or {}:
             if name not in strategies:
                 raise ConfigError(f"config entry scales.{scale_name}.finetune.epochs_by_strategy.{name}: not a strategy"
@@ -483,7 +514,8 @@ def check_paper(config: dict, root: str | Path = ROOT) -> None:
                               f"(kind: download), nothing is pretrained")
         source(f"config entry foundations.{name}.source", found["source"], ("foundation",))
     for name, rep in config["replay"].items():
-        source(f"config entry replay.{name}.corpus", rep["corpus"], ("replay", "archive"))
+        if "combine" not in rep:  # a union of other replay sets has no source of its own
+            source(f"config entry replay.{name}.corpus", rep["corpus"], ("replay", "archive"))
     for name, bench in config["benchmarks"].items():
         where = f"config entry benchmarks.{name}"
         if bench["recipe"] not in RECIPES:

@@ -11,6 +11,20 @@ side by side, so that each fine-tune receives an explicit ``--E0s`` dictionary:
 - ``foundation``: the foundation's own E0s (its level of theory, not the target's);
 - ``isolated``: isolated-atom energies at the target level, where the data has them.
 
+Elements absent from the training set (a small training subset, e.g. 1 % of SN2 with no Cl,
+while mace's element table is that of the training and validation sets) have no data to fit an
+E0 on. Their ``average`` E0 is the isolated-atom energy at the target level (a least-squares fit
+has nothing else at the target level). Their ``estimated`` E0 is chosen by ``fill``
+(:data:`FILLS`): ``foundation`` (default; what mace's ``estimate_e0s_from_foundation`` leaves
+for an element it has no data on) the foundation's own E0, with no correction; ``isolated`` the
+target-level isolated-atom energy; or ``refuse``, an error naming the training set and the
+elements (for any mode). Neither fill is right in general: the foundation's E0 carries no
+level-of-theory correction (at 1 % of the mini SN2 set, with no Cl, this fill cost 2,150
+meV/atom), while an isolated-atom energy is not on the footing of E0s fitted to a model's residuals
+(at 1 % of the smoke SN2 set it gave 485 meV/atom test energy RMSE after fine-tuning, against
+118 with the foundation's). The JSON says which elements were filled and how (``filled``:
+``{mode: {element: source}}``).
+
 It also records the *initial* energy error (meV/atom) a fine-tune would start from with each
 mode: foundation interaction energy + that mode's E0s against the reference. The paper's rule of
 thumb: above 500 meV/atom signals an E0 mismatch.
@@ -30,6 +44,8 @@ from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, ISOLATED_ATOM
 
 log = logging.getLogger(__name__)
 MISMATCH_MEV_PER_ATOM = 500.0
+#: What an element absent from the training set gets as its estimated E0 (module docstring).
+FILLS = ("foundation", "isolated", "refuse")
 
 
 def isolated_from_file(path: str | Path) -> dict[int, float]:
@@ -63,13 +79,16 @@ def foundation_e0s(model) -> dict[int, float]:
 
 def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         isolated_file: str | Path | None = None, device: str = "cpu",
-        default_dtype: str = "float64", elements: list[str] | None = None) -> dict:
+        default_dtype: str = "float64", elements: list[str] | None = None, fill: str = "foundation") -> dict:
     """Compute every available E0 mode for the elements of ``train_file``.
 
-    ``elements`` (symbols) extends the table beyond the training set's own elements (a
-    foundation pretrained for a fixed element set whose small corpus may miss one): the
-    ``average`` E0 of an element absent from the training set is its isolated-atom energy
-    (``isolated_file`` is then required), recorded under ``filled_from_isolated``."""
+    ``elements`` (symbols) extends the table beyond the training set's own elements (the
+    validation set's, which mace's element table includes). The ``average`` E0 of an element
+    absent from the training set is its isolated-atom energy (``isolated_file`` is then
+    required); its ``estimated`` E0 comes from ``fill`` (:data:`FILLS`: the foundation's E0, the
+    isolated-atom energy, or an error for any mode), recorded under ``filled``."""
+    if fill not in FILLS:
+        raise ValueError(f"E0 fill {fill!r} is not one of {FILLS}")
     from mace.data.utils import compute_average_E0s, estimate_e0s_from_foundation
     from mace.tools import torch_tools
     from mace.tools.utils import AtomicNumberTable
@@ -86,20 +105,23 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         "average": {int(z): float(e) for z, e in compute_average_E0s(configs, z_table).items()},
         "isolated": None, "foundation": None, "estimated": None,
     }
+    absent = [chemical_symbols[z] for z in extra]
+    if extra and fill == "refuse":
+        raise ValueError(f"{train_file} has no configuration with {absent}, which the run needs (its validation "
+                         "set has them): no E0 can be fitted for them and the E0 fill is 'refuse' (e0_fill in "
+                         "the config: isolated or foundation fill them)")
     if extra and isolated_file is None:
-        raise ValueError(f"{train_file} lacks {[chemical_symbols[z] for z in extra]}: "
-                         "filling their E0s needs an isolated-atom file")
+        raise ValueError(f"{train_file} lacks {absent}: filling their E0s with isolated-atom energies needs an "
+                         "isolated-atom file")
     if isolated_file is not None:
         iso = isolated_from_file(isolated_file)
         missing = [chemical_symbols[z] for z in zs if z not in iso]
         if missing:
             raise ValueError(f"{isolated_file}: no IsolatedAtom row for {missing}")
         modes["isolated"] = {z: iso[z] for z in zs}
-        for z in extra:
-            modes["average"][z] = iso[z]
-        if extra:
-            log.warning("%s has no %s: their average E0s are the isolated-atom energies", train_file,
-                        [chemical_symbols[z] for z in extra])
+    fill_values: dict[int, float] = {}  # the estimated E0s of absent elements
+    if extra and fill == "isolated":
+        fill_values = {z: modes["isolated"][z] for z in extra}
     initial = {}
     if foundation_model is not None:
         # in the run's dtype, as mace_run_train gets it (mlipft.train.foundation_in_dtype)
@@ -111,8 +133,21 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         if missing:
             raise ValueError(f"foundation {foundation_model} has no E0s for {missing}")
         modes["foundation"] = {z: found[z] for z in zs}
+        if extra and fill == "foundation":
+            fill_values = {z: found[z] for z in extra}
         estimated = estimate_e0s_from_foundation(model, found, configs, z_table, device=device)
-        modes["estimated"] = {z: float(estimated.get(z, found[z])) for z in zs}
+        modes["estimated"] = {z: float(estimated[z]) if z in present else fill_values[z] for z in zs}
+    filled = {}
+    if extra:
+        for z in extra:
+            modes["average"][z] = modes["isolated"][z]
+        filled["average"] = {chemical_symbols[z]: "isolated" for z in extra}
+        if modes["estimated"] is not None:
+            filled["estimated"] = {chemical_symbols[z]: fill for z in extra}
+        log.warning("%s has no %s: their average E0s are the isolated-atom energies%s", train_file, absent,
+                    f", their estimated E0s the {'foundation' if fill == 'foundation' else 'isolated-atom'} ones"
+                    if "estimated" in filled else "")
+    if foundation_model is not None:
         initial = initial_errors(model, configs, modes, found, device)
     for mode, values in initial.items():
         if values > MISMATCH_MEV_PER_ATOM:
@@ -122,7 +157,7 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         "train_file": str(train_file),
         "foundation_model": None if foundation_model is None else str(foundation_model),
         "elements": [chemical_symbols[z] for z in zs],
-        "filled_from_isolated": [chemical_symbols[z] for z in extra],
+        "filled": filled,
         "modes": {m: (None if v is None else {str(z): e for z, e in v.items()}) for m, v in modes.items()},
         "initial_energy_rmse_mev_per_atom": initial,
     }
@@ -173,6 +208,9 @@ def main(argv=None) -> None:
                         help="also cover every element of these files (the run's validation set): mace's element "
                         "table is that of the training and validation sets, and a small training fraction can "
                         "lack one of them (E0s from --isolated, see --elements)")
+    parser.add_argument("--fill", choices=FILLS, default="foundation",
+                        help="estimated E0 of an element absent from the training set (module docstring; default "
+                        "foundation)")
     parser.add_argument("--output", required=True, help="JSON to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -181,7 +219,7 @@ def main(argv=None) -> None:
         elements += sorted({s for a in read_configs(path) if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
                             for s in a.get_chemical_symbols()})
     result = fit(args.train if len(args.train) > 1 else args.train[0], args.foundation, args.isolated,
-                 args.device, args.default_dtype, sorted(set(elements)) or None)
+                 args.device, args.default_dtype, sorted(set(elements)) or None, args.fill)
     write_json(args.output, result)
     log.info("E0s for %s -> %s: initial errors %s", args.train, args.output,
              result["initial_energy_rmse_mev_per_atom"])

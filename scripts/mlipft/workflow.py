@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def finetune_spec(config: dict, run: Run, inputs) -> str:
     found = config["foundations"][run.foundation]
     sc = scale(config)["finetune"]
     epochs = finetune_epochs(config, run)
+    start = ((config.get("variants") or {}).get(run.variant) or {}).get("stage_two_start_fraction")
+    if start is not None:  # a Stage Two schedule whose start scales with the world's epochs
+        entry = {**entry, "mace_args": {**entry.get("mace_args", {}), "stage_two": True,
+                                        "start_stage_two": max(1, round(float(start) * epochs))}}
     return json.dumps({
         "strategy_name": run.strategy, "strategy": entry,
         "e0_mode": run.e0s, "name": run.strategy, "seed": int(run.seed),
@@ -217,21 +222,27 @@ def corpus_e0s_inputs(p: Paths, corpus: str) -> dict:
             "isolated": p.corpus_file(parts[0], "isolated_atoms.xyz")}
 
 
-def mini_replay_inputs(config: dict, p: Paths, benchmark: str, replay: str) -> dict:
+def replay_inputs(config: dict, p: Paths, benchmark: str, replay: str, corpus_file=None) -> dict:
+    """Inputs of a replay set: its parts (``combine``), or the corpus it is drawn from and the
+    benchmark's first training file. ``corpus_file(name)``: where a corpus lives (default: the
+    mini world's corpus train.xyz; the paper world passes its converted replay sources)."""
     rep = config["replay"][replay]
     if "combine" in rep:
         return {"parts": [p.replay(benchmark, part) for part in rep["combine"]]}
     bench = config["benchmarks"][benchmark]
-    return {"corpus": p.corpus_file(rep["corpus"], "train.xyz"),
-            "target": p.bench_file(benchmark, bench["trainsets"][0])}
+    corpus = corpus_file(rep["corpus"]) if corpus_file else p.corpus_file(rep["corpus"], "train.xyz")
+    return {"corpus": corpus, "target": p.bench_file(benchmark, bench["trainsets"][0])}
 
 
-def mini_replay_args(config: dict, replay: str, inputs) -> str:
+def replay_args(config: dict, replay: str, inputs) -> str:
+    """mlipft.replay's arguments for a replay set (less --output): ``--combine`` its parts, or
+    the corpus, target, mode, sample count (``num_samples_pt``; all when unset) and seed."""
     rep = config["replay"][replay]
     if "combine" in rep:
         return f"--combine {' '.join(shlex.quote(p) for p in inputs['parts'])}"
-    return (f"--corpus {shlex.quote(inputs['corpus'])} --target {shlex.quote(inputs['target'])} --mode {rep['mode']} "
-            f"--n {scale(config)['finetune'].get('num_samples_pt', 100)} --seed {config['seed']}")
+    n = scale(config)["finetune"].get("num_samples_pt")
+    return (f"--corpus {shlex.quote(inputs['corpus'])} --target {shlex.quote(inputs['target'])} --mode {rep['mode']}"
+            + (f" --n {int(n)}" if n else "") + f" --seed {config['seed']}")
 
 
 def generator(config: dict, benchmark: str):
@@ -301,3 +312,20 @@ def mini_world_files(config: dict, p: Paths) -> dict[str, tuple[str, str]]:
 def manifest_entries(config: dict, p: Paths) -> str:
     return json.dumps({str(Path(path).relative_to(p.data)): {"level": level, "command": f"snakemake {path} (rule {maker})"}
                        for path, (level, maker) in mini_world_files(config, p).items()})
+
+
+# ---- figure targets ----
+
+#: A panel figure's name: a figure number and a panel letter (``fig03a``).
+PANEL = re.compile(r"(fig\d+)([a-z])")
+
+
+def figure_groups(figures) -> dict[str, list[str]]:
+    """Targets of figures made of panels: ``fig03`` -> ``[fig03a, fig03b]`` (every figure named
+    ``fig<N><letter>`` whose ``fig<N>`` is not itself a figure), in the order given."""
+    groups: dict[str, list[str]] = {}
+    for name in figures:
+        match = PANEL.fullmatch(name)
+        if match and match.group(1) not in figures:
+            groups.setdefault(match.group(1), []).append(name)
+    return groups

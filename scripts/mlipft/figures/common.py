@@ -62,7 +62,8 @@ def convergence(files: list[str | Path] | None) -> pd.DataFrame | None:
     the best value of the last 20 % of epochs against the best before, 2 % tolerance)?
     Columns: the run's keys, ``converged`` (True, False, or empty when too few epochs to
     judge), ``convergence`` (improving, plateau, worsening, too_few_epochs), ``improvement``
-    and ``epochs``. None without loss curves (an input role a figure may lack)."""
+    ``epochs`` (assessed: after a loss reweighting only the last segment) and ``trained_epochs``.
+    None without loss curves (an input role a figure may lack)."""
     import pandas as pd
 
     if not files:
@@ -73,7 +74,8 @@ def convergence(files: list[str | Path] | None) -> pd.DataFrame | None:
     for path in files:
         result = assess_file(path, head="Default")
         rows.append({**parse_run(path).keys(), "converged": result["converged"], "convergence": result["status"],
-                     "improvement": result["improvement"], "epochs": result["n_epochs"]})
+                     "improvement": result["improvement"], "epochs": result["n_epochs"],
+                     "trained_epochs": int(result["last_epoch"]) + 1})  # mace counts epochs from 0
     return _ordered(pd.DataFrame(rows))
 
 
@@ -86,6 +88,14 @@ def with_convergence(frame: pd.DataFrame, conv: pd.DataFrame | None) -> pd.DataF
     return left.merge(conv.astype({k: str for k in keys}), on=keys, how="left", validate="many_to_one")
 
 
+def span(values) -> str:
+    """``"a"`` or ``"a-b"``: the range of some numbers, for a note ("?" when there are none)."""
+    values = sorted({int(v) for v in values})
+    if not values:
+        return "?"
+    return f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
 def convergence_note(frame: pd.DataFrame) -> tuple[dict[str, str], str]:
     """A mark per strategy whose runs are still improving (``†``) and the figure's footnote."""
     if "convergence" not in frame.columns:
@@ -95,12 +105,11 @@ def convergence_note(frame: pd.DataFrame) -> tuple[dict[str, str], str]:
     notes = []
     if marks:
         # the reason: the epoch budget of these runs (the paper trains ~1,000 epochs), and by how much
-        epochs = sorted({int(e) for e in improving.epochs.dropna()})
-        budget = (f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}") if epochs else "?"
-        gain = 100 * improving.improvement.astype(float)
+        column = "trained_epochs" if "trained_epochs" in improving.columns else "epochs"
+        budget = span(improving[column].dropna().astype(int))
+        gain = span((100 * improving.improvement.astype(float)).round())
         notes.append(f"† not converged within its {budget}-epoch budget: the validation loss of the last 20 % of "
-                     f"epochs still improved on the best before by {gain.min():.0f}-{gain.max():.0f} % "
-                     "(>= 2 %, mlipft.convergence)")
+                     f"epochs still improved on the best before by {gain} % (>= 2 %, mlipft.convergence)")
     if (frame.convergence == "too_few_epochs").any():
         notes.append(f"convergence not judged: too few epochs ({int(frame.epochs.max())}) for a trend")
     return marks, "; ".join(notes)
