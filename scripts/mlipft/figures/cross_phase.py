@@ -173,7 +173,7 @@ def plot(tables, spec, outputs):
 
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(mats), squeeze=False, layout="constrained",
-                                 figsize=(len(mats) * (1.6 + 0.75 * n_cols) + 1.2, 1.9 + 0.6 * n_rows))
+                                 figsize=(len(mats) * (1.6 + 0.75 * n_cols) + 1.2, 2.6 + 0.6 * n_rows))
         for ax, (setting, mat) in zip(axes[0], mats.items()):
             grid = mat.to_numpy(float)
             image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="equal")
@@ -199,7 +199,7 @@ def plot(tables, spec, outputs):
             ax.tick_params(length=0)
             ax.set_xlabel("test phase" + (" (n: test configurations)" if counts else ""))
             if ax is axes[0, 0]:
-                ax.set_ylabel("fine-tuned on phase" + (" (n: training configurations)" if sizes else ""))
+                ax.set_ylabel("training phase" + ("\n(n: training configurations)" if sizes else ""))
             if setting:
                 ax.set_title(setting)
         bar = fig.colorbar(image, ax=list(axes[0]), shrink=0.9, pad=0.02)
