@@ -144,6 +144,30 @@ def with_sizes(errors: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"n_train": int})
 
 
+def error_inputs(config, name, runs, paths, trainsets: bool = True) -> dict[str, list[str]]:
+    """The per-run files of the error kinds: per-structure errors of every run on each of the
+    figure's evaluation sets, trainable counts, loss curves and (``trainsets``) the training
+    subsets, whose sizes the figures print."""
+    from ..config import evalsets
+
+    files = {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
+             "trainable": [paths.run_file(r, "trainable") for r in runs],
+             "loss_curves": [paths.run_file(r, "loss_curves") for r in runs]}
+    if trainsets:
+        files["trainsets"] = sorted({paths.trainset(r) for r in runs})
+    return files
+
+
+def collect_errors(inputs) -> dict[str, pd.DataFrame]:
+    """The ``errors`` (summary per run and evaluation set, with ``n_train`` when the training
+    subsets are given) and ``trainable`` (with convergence) tables of the error kinds."""
+    errors = error_summary(inputs["errors"])
+    if inputs.get("trainsets"):
+        errors = with_sizes(errors, training_set_sizes(inputs["trainsets"]))
+    return {"errors": errors, "trainable": with_convergence(trainable(inputs["trainable"]),
+                                                            convergence(inputs.get("loss_curves")))}
+
+
 def settings(frame: pd.DataFrame, spec: dict) -> pd.Series:
     """A label per row naming the grid axes that vary in the figure besides the strategy
     (foundation, E0s, variant, ...); empty when only strategies vary."""

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
-                     trainable, training_set_sizes, with_convergence, with_sizes)
+from .common import (PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save, settings)
 
 DESCRIPTION = ("RMSE of forces (meV/Å; or energies, meV/atom, with cross_phase_metric) of single-phase "
                "fine-tunes on every phase's test set, a training x test phase matrix per setting, mean "
@@ -61,20 +60,11 @@ def check(config, name, fig, axes):
 
 
 def inputs(config, name, runs, paths):
-    from ..config import evalsets
-
-    return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
-            "trainable": [paths.run_file(r, "trainable") for r in runs],
-            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
-            "trainsets": sorted({paths.trainset(r) for r in runs})}
+    return error_inputs(config, name, runs, paths)
 
 
 def collect(inputs, spec):
-    conv = convergence(inputs.get("loss_curves"))
-    errors = error_summary(inputs["errors"])
-    if inputs.get("trainsets"):
-        errors = with_sizes(errors, training_set_sizes(inputs["trainsets"]))
-    return {"errors": errors, "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
+    return collect_errors(inputs)
 
 
 def panel_settings(frame, spec):

@@ -4,10 +4,9 @@ strategy: "how much data"."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
-                     trainable, training_set_sizes, with_convergence, with_sizes)
+from .common import (PANELS, STYLE, convergence, convergence_note, error_inputs, error_summary, pyplot, save,
+                     settings, trainable, training_set_sizes, with_convergence, with_sizes)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) on the evaluation set against the number of "
                "training configurations, log-log, one line per strategy through the mean over seeds.")
@@ -22,12 +21,7 @@ def check(config, name, fig, axes):
 
 
 def inputs(config, name, runs, paths):
-    from ..config import evalsets
-
-    return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
-            "trainable": [paths.run_file(r, "trainable") for r in runs],
-            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
-            "trainsets": sorted({paths.trainset(r) for r in runs})}
+    return error_inputs(config, name, runs, paths)
 
 
 def collect(inputs, spec):

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (PANELS, STYLE, convergence, convergence_note, error_summary, pyplot, save, settings,
-                     trainable, training_set_sizes, with_convergence, with_sizes)
+from .common import (PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save, settings)
 
 DESCRIPTION = ("RMSE of energies (meV/atom) and forces (meV/Å) per strategy on each evaluation set, "
                "from per-structure errors; bars are means over seeds, dots single seeds.")
@@ -22,20 +21,11 @@ def check(config, name, fig, axes):
 
 
 def inputs(config, name, runs, paths):
-    from ..config import evalsets
-
-    return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
-            "trainable": [paths.run_file(r, "trainable") for r in runs],
-            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs],
-            "trainsets": sorted({paths.trainset(r) for r in runs})}
+    return error_inputs(config, name, runs, paths)
 
 
 def collect(inputs, spec):
-    conv = convergence(inputs.get("loss_curves"))
-    errors = error_summary(inputs["errors"])
-    if inputs.get("trainsets"):
-        errors = with_sizes(errors, training_set_sizes(inputs["trainsets"]))
-    return {"errors": errors, "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
+    return collect_errors(inputs)
 
 
 def size_note(errors) -> str:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..paths import RUN_KEYS
-from .common import (SETTING_AXES, STYLE, collect_runs, convergence, convergence_note, pyplot, save, settings,
-                     trainable, with_convergence)
+from .common import (SETTING_AXES, STYLE, collect_runs, convergence, convergence_note, error_inputs, pyplot, save,
+                     settings, trainable, with_convergence)
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the workflow imports the kinds at parse time
     import pandas as pd
@@ -55,11 +55,7 @@ def check(config, name, fig, axes):
 
 
 def inputs(config, name, runs, paths):
-    from ..config import evalsets
-
-    return {"errors": [paths.errors(r, e) for r in runs for e in evalsets(config, name)],
-            "trainable": [paths.run_file(r, "trainable") for r in runs],
-            "loss_curves": [paths.run_file(r, "loss_curves") for r in runs]}
+    return error_inputs(config, name, runs, paths, trainsets=False)
 
 
 def structures(files) -> pd.DataFrame:
