@@ -40,4 +40,5 @@ else:
 include: "rules/training.smk"
 include: "rules/analysis_errors.smk"
 include: "rules/analysis_neb.smk"
+include: "rules/analysis_torsion.smk"
 include: "rules/figures.smk"

@@ -32,3 +32,35 @@ rule evaluate_errors:
         "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
         "--batch-size {params.batch_size} --head Default --run {params.run:q} "
         "--evalset {wildcards.evalset} --output {output.errors:q} > {log:q} 2>&1"
+
+
+rule evaluate_zeroshot:
+    message:
+        "Zero-shot errors of foundation {wildcards.foundation} (not fine-tuned) on {wildcards.benchmark}/{wildcards.evalset}"
+    input:
+        model=lambda w: foundation_model(w.foundation),
+        configs=evalset_file,
+        validated=PATHS.pattern("evalset_validation"),
+    output:
+        predictions=temp(PATHS.pattern("zeroshot").replace(".csv", "_predictions.xyz")),
+        errors=PATHS.pattern("zeroshot"),
+    params:
+        run=lambda w: json.dumps({"benchmark": w.benchmark, "foundation": w.foundation}),
+        batch_size=32,
+        dtype=lambda w: wf.foundation_dtype(config, w.foundation),  # as it is stored: no cast
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    log:
+        PATHS.log("evaluate_zeroshot", "{benchmark}/{foundation}/{evalset}"),
+    benchmark:
+        PATHS.bench("evaluate_zeroshot", "{benchmark}/{foundation}/{evalset}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs:q} --model {input.model:q} "
+        "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
+        "--batch-size {params.batch_size} --run {params.run:q} --evalset {wildcards.evalset} "
+        "--output {output.errors:q} > {log:q} 2>&1"

@@ -52,6 +52,11 @@ def bench_file(benchmark, name):
     return PATHS.bench_file(benchmark, name)
 
 
+def set_file(benchmark, name):
+    """A named set of a benchmark: one of its files, or a derived set (mlipft.derive)."""
+    return wf.set_file(config, PATHS, benchmark, name)
+
+
 def foundation_model(name):
     """Foundations are data: generated (mini world, committed) or downloaded (paper world)."""
     return PATHS.foundation_model(name)

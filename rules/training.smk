@@ -40,11 +40,32 @@ rule validate_evalset:
         "python -m mlipft.validate_data {params.args} --report {output:q} > {log:q} 2>&1"
 
 
+rule derive_set:
+    message:
+        "Derived set {wildcards.benchmark}/{wildcards.name}"
+    input:
+        data=lambda w: bench_file(w.benchmark, wf.derive_args(config, w.benchmark, w.name)["file"]),
+        validated=PATHS.pattern("validation"),  # drawn from checked files only
+    output:
+        PATHS.pattern("derived"),
+    params:
+        spec=lambda w: wf.derive_args(config, w.benchmark, w.name),
+    log:
+        PATHS.log("derive_set", "{benchmark}/{name}"),
+    benchmark:
+        PATHS.bench("derive_set", "{benchmark}/{name}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.derive --input {input.data:q} --match {params.spec[match]:q} --keep {params.spec[keep]} "
+        "--output {output:q} > {log:q} 2>&1"
+
+
 rule subsample_trainset:
     message:
         "Training set {wildcards.benchmark}/{wildcards.trainset}: fraction {wildcards.fraction}, seed {wildcards.seed}"
     input:
-        data=lambda w: bench_file(w.benchmark, w.trainset),
+        data=lambda w: set_file(w.benchmark, w.trainset),
         validated=PATHS.pattern("validation"),  # no job reads a benchmark before its data is checked
     output:
         PATHS.pattern("trainset"),
@@ -66,7 +87,7 @@ rule fit_e0s:
         train=rules.subsample_trainset.output[0],
         foundation=lambda w: foundation_model(w.foundation),
         isolated=lambda w: bench_file(w.benchmark, "isolated_atoms"),
-        valid=lambda w: bench_file(w.benchmark, config["benchmarks"][w.benchmark]["validsets"][w.trainset]),
+        valid=lambda w: set_file(w.benchmark, config["benchmarks"][w.benchmark]["validsets"][w.trainset]),
     output:
         PATHS.pattern("e0s"),
     params:

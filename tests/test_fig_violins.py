@@ -147,3 +147,27 @@ def test_violins_of_one_strategy_over_e0_modes(tmp_path):
     out = [str(tmp_path / "e.png"), str(tmp_path / "e.pdf")]
     violins.plot(tables, spec, out)
     assert Path(out[0]).stat().st_size > 10_000 and Path(out[1]).stat().st_size > 5_000
+
+
+def test_the_foundation_before_fine_tuning_is_the_first_model(tmp_path):
+    """zeroshot: true (Fig. 17): the zero-shot error file of each foundation (rule
+    evaluate_zeroshot, keys benchmark/foundation/evalset) becomes a model `zeroshot` drawn first."""
+    p = Paths(tmp_path / "results")
+    run = Run("lpsc", "train", 1.0, "mpa", "naive", "estimated", "base", 0)
+    files = [_errors(p, run, "test", [1.0, -1.0], [9.0, 9.0], [9.0, 9.0], [9, 9])]
+    _run_files(p, run, False)
+    zs = Path(p.zeroshot("lpsc", "mpa", "test"))
+    zs.parent.mkdir(parents=True)
+    pd.DataFrame({"benchmark": "lpsc", "foundation": "mpa", "evalset": "test", "index": [0, 1], "config_type": "bulk",
+                  "n_atoms": 6, "energy_error": [200.0, -300.0], "force_sq_sum": [9 * 400.0, 9 * 900.0],
+                  "force_abs_sum": [9 * 20.0, 9 * 30.0], "n_force_components": 9}).to_csv(zs, index=False)
+    spec = _spec({"strategy": ["naive"], "seed": ["0"]}, entry={"zeroshot": True})
+    tables = violins.collect({"errors": files, "zeroshot": [str(zs)], "trainable": [p.run_file(run, "trainable")],
+                              "loss_curves": [p.run_file(run, "loss_curves")]}, spec)
+    s = tables["structures"]
+    assert s.strategy.tolist() == ["zeroshot"] * 2 + ["naive"] * 2
+    assert s[s.strategy == "zeroshot"].force_rmse_mev_a.tolist() == pytest.approx([20.0, 30.0])
+    assert set(s[s.strategy == "zeroshot"].seed.astype(str)) == {"0"}
+    out = [str(tmp_path / "v.png"), str(tmp_path / "v.pdf")]
+    violins.plot({k: v for k, v in tables.items()}, spec, out)
+    assert Path(out[0]).stat().st_size > 10_000

@@ -26,7 +26,9 @@ def test_every_kind_is_a_module_and_a_schema_branch(root):
     branches = {schema["$defs"][ref["$ref"].rsplit("/", 1)[-1]]["properties"]["kind"]["const"]
                 for ref in schema["properties"]["figures"]["additionalProperties"]["oneOf"]}
     assert set(figures.kinds()) == branches == {"test_errors", "learning_curve", "neb_profiles", "violins", "cross_phase",
-                                                         "loss_curves"}
+                                                         "loss_curves", "phase_blocks", "near_transfer",
+                                                         "strategy_blocks", "benchmarks_overview",
+                                                         "torsion_scans"}
     with pytest.raises(KeyError, match="no figure kind 'violin'"):
         figures.kind("violin")  # violins is one
 

@@ -199,7 +199,9 @@ def _figure_branch_error(err, schema: dict):
     # value's own error first, then an unknown key (with its hint: a misspelt key is also a missing
     # required one), then a missing key
     branch = schema["$defs"][kinds[kind]]
-    allowed = set(schema["$defs"]["figure_grid"]["properties"]) | set(branch.get("properties", {}))
+    allowed = (set(schema["$defs"]["figure_base"]["properties"]) | set(branch.get("properties", {}))
+               | (set(schema["$defs"]["figure_grid"]["properties"])
+                  if {"$ref": "#/$defs/figure_grid"} in branch.get("allOf", []) else set()))
     unknown = sorted(set(err.instance) - allowed)
     first = next((e for e in inner if e.validator not in ("unevaluatedProperties", "required")), None)
     if first is None and unknown:
@@ -276,7 +278,8 @@ def strategy_names(config: dict, figure: str) -> list[str]:
 def grid(config: dict, figure: str) -> dict[str, list]:
     """The axes of a figure's experiment grid, each a list: benchmark, trainset, foundation (the
     world's ``main_foundation`` when unset), strategy (``all``: the registry), e0s, fraction,
-    variant (``base`` when unset) and seed."""
+    variant (``base`` when unset) and seed. A figure without strategies, E0s, fractions or seeds
+    (the schema allows it for kinds that fine-tune nothing) has an empty axis: no runs."""
     fig = config["figures"][figure]
     axes = {}
     for axis, key in GRID_AXES.items():
@@ -289,6 +292,8 @@ def grid(config: dict, figure: str) -> dict[str, list]:
             value = "train"
         if value == "all" and axis in ("strategy", "foundation"):
             value = list(config["strategies" if axis == "strategy" else "foundations"])
+        if value is None and axis in ("strategy", "e0s", "fraction", "seed"):
+            value = []  # a figure of no fine-tunes (kind benchmarks_overview)
         axes[axis] = as_list(value)
     axes["fraction"] = [format_fraction(f) for f in axes["fraction"]]
     return axes
@@ -320,6 +325,7 @@ def check_names(config: dict) -> None:
     for bench, entry in (config.get("benchmarks") or {}).items():
         names += [(f"benchmarks.{bench}.trainsets", "trainset", t) for t in entry.get("trainsets") or []]
         names += [(f"benchmarks.{bench}.evalsets.{e}", "evalset", e) for e in entry.get("evalsets") or {}]
+        names += [(f"benchmarks.{bench}.derived.{d}", "name", d) for d in entry.get("derived") or {}]
     for where, wildcard, name in names:
         if not re.fullmatch(CONSTRAINTS[wildcard], str(name)):
             raise ConfigError(f"config entry {where}: the name {name!r} becomes part of file paths and must "
@@ -372,6 +378,7 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         for trainset in bench["trainsets"]:
             if trainset not in bench["validsets"]:
                 raise ConfigError(f"{where}.validsets: no validation set for training set {trainset!r}")
+        check_derived(name, bench)
         if config["world"] == "mini" and name not in scale["benchmarks"]:
             raise ConfigError(f"config entry scales.{config['scale']}.benchmarks: no parameters for benchmark {name!r}")
     for name, found in config["foundations"].items():
@@ -426,6 +433,22 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         raise ConfigError(f"config entry sources: file not found: {config['sources']}")
     if config["world"] == "paper":
         check_paper(config, root)
+
+
+def check_derived(name: str, bench: dict) -> None:
+    """A derived set is drawn from a file of the benchmark itself (not from another derived set)
+    and does not shadow one."""
+    derived = bench.get("derived") or {}
+    own = ({*bench["trainsets"], *bench["validsets"].values(), bench["test"]}
+           | {e for e in (bench.get("evalsets") or {}).values() if isinstance(e, str)}) - set(derived)
+    for set_name, entry in derived.items():
+        where = f"config entry benchmarks.{name}.derived.{set_name}"
+        if entry["file"] in derived:
+            raise ConfigError(f"{where}.file: {entry['file']!r} is itself a derived set; draw from a file of the "
+                              f"benchmark ({sorted(own)})")
+        if entry["file"] not in own:
+            raise ConfigError(f"{where}.file: {entry['file']!r} is not a training, validation, test or evaluation "
+                              f"file of {name} ({sorted(own)})")
 
 
 def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
@@ -530,7 +553,9 @@ def check_paper(config: dict, root: str | Path = ROOT) -> None:
         for role, sid in bench["sources"].items():
             source(f"{where}.sources.{role}", sid, ("dataset", "archive"))
         made = set(recipe["files"])
-        for file in [*bench["trainsets"], *bench["validsets"].values(), bench["test"], "isolated_atoms"]:
+        derived = bench.get("derived") or {}
+        for file in [f for f in [*bench["trainsets"], *bench["validsets"].values(), bench["test"], "isolated_atoms"]
+                     if f not in derived]:
             if file not in made:
                 raise ConfigError(f"{where}: recipe {bench['recipe']} writes no {file}.xyz (it writes {sorted(made)})")
     for name, fig in config["figures"].items():

@@ -48,7 +48,12 @@ RUN_FILES = {
     "errors": "errors/{evalset}.csv",
     "predictions": "errors/{evalset}_predictions.xyz",  # temporary: mace_eval_configs output
     "neb": "neb.csv",
+    "torsions": "torsions.csv",
 }
+#: Errors of a foundation before any fine-tuning (zero-shot) on an evaluation set of a benchmark.
+ZEROSHOT = "zeroshot/{benchmark}/{foundation}/{evalset}.csv"
+#: A derived set of a benchmark (mlipft.derive): a subset of one of its files chosen by frame keys.
+DERIVED = "derived/{benchmark}/{name}.xyz"
 TABLE = "tables/{figure}_{table}.csv"
 FIGURE = "figures/{figure}.{ext}"
 
@@ -64,6 +69,7 @@ CONSTRAINTS = {
     "seed": r"\d+",
     "evalset": r"[A-Za-z0-9_]+",
     "replay": r"[A-Za-z0-9_]+",
+    "name": r"[A-Za-z0-9_]+",  # a derived set
     "corpus": r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*",  # a corpus, or a union a+b (its E0s only)
 }
 
@@ -163,7 +169,7 @@ class Paths:
 
     def template(self, name: str) -> str:
         kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE,
-                 "validation": VALIDATION, "evalset_validation": EVALSET_VALIDATION}
+                 "validation": VALIDATION, "evalset_validation": EVALSET_VALIDATION, "zeroshot": ZEROSHOT, "derived": DERIVED}
         if name in kinds:
             return kinds[name]
         if name in RUN_FILES:
@@ -202,6 +208,15 @@ class Paths:
 
     def replay(self, benchmark: str, replay: str) -> str:
         return self._res(REPLAY, benchmark=benchmark, replay=replay)
+
+    def zeroshot(self, benchmark: str, foundation: str, evalset: str) -> str:
+        """Per-structure errors of a foundation, not fine-tuned, on an evaluation set of a benchmark
+        (the table of mlipft.analysis.errors with benchmark, foundation and evalset as keys)."""
+        return self._res(ZEROSHOT, benchmark=benchmark, foundation=foundation, evalset=evalset)
+
+    def derived(self, benchmark: str, name: str) -> str:
+        """A derived set of a benchmark (``benchmarks.<b>.derived``, written by mlipft.derive)."""
+        return self._res(DERIVED, benchmark=benchmark, name=name)
 
     def table(self, figure: str, table: str) -> str:
         return self._res(TABLE, figure=figure, table=table)

@@ -44,7 +44,7 @@ def finetune_inputs(config: dict, p: Paths, run: Run) -> dict[str, str]:
     bench = config["benchmarks"][run.benchmark]
     inputs = {
         "train": p.trainset(run),
-        "valid": p.bench_file(run.benchmark, bench["validsets"][run.trainset]),
+        "valid": set_file(config, p, run.benchmark, bench["validsets"][run.trainset]),
         "e0s": p.e0s(run),
         "foundation": p.foundation_model(run.foundation),
     }
@@ -137,8 +137,9 @@ def validation_files(config: dict, p: Paths, benchmark: str) -> dict[str, list[s
     depend on the figures, so adding a figure never re-runs the validation (nor what follows it);
     evaluation sets are checked one by one (:func:`evalset_validation_files`)."""
     bench = config["benchmarks"][benchmark]
-    files = {"train": sorted({p.bench_file(benchmark, t) for t in bench["trainsets"]}),
-             "valid": sorted({p.bench_file(benchmark, v) for v in bench["validsets"].values()}),
+    derived = bench.get("derived") or {}  # subsets of files checked here (mlipft.derive)
+    files = {"train": sorted({p.bench_file(benchmark, t) for t in bench["trainsets"] if t not in derived}),
+             "valid": sorted({p.bench_file(benchmark, v) for v in bench["validsets"].values() if v not in derived}),
              "test": [p.bench_file(benchmark, bench["test"])],
              "isolated": [p.bench_file(benchmark, "isolated_atoms")]}
     return files
@@ -170,19 +171,41 @@ def evalset_file(config: dict, p: Paths, benchmark: str, evalset: str) -> str:
     spec = cfg.benchmark_evalsets(config, benchmark)[evalset]
     if "corpus" in spec:
         return p.corpus_file(spec["corpus"], "test.xyz")
-    return p.bench_file(benchmark, spec["file"])
+    return set_file(config, p, benchmark, spec["file"])
+
+
+def set_file(config: dict, p: Paths, benchmark: str, name: str) -> str:
+    """The extxyz of a named set of a benchmark: a derived set (``benchmarks.<b>.derived``,
+    written under results/ by mlipft.derive) or a file of the benchmark itself."""
+    if name in (config["benchmarks"][benchmark].get("derived") or {}):
+        return p.derived(benchmark, name)
+    return p.bench_file(benchmark, name)
+
+
+def derive_args(config: dict, benchmark: str, name: str) -> dict[str, str]:
+    """The source file stem, ``--match`` JSON and ``--keep`` of a derived set."""
+    entry = config["benchmarks"][benchmark]["derived"][name]
+    return {"file": entry["file"], "match": json.dumps(entry["match"], sort_keys=True), "keep": entry["keep"]}
 
 
 def neb_reactions(config: dict, benchmark: str) -> list[str]:
     """Every reaction some NEB figure asks of this benchmark (each run computes them all once)."""
     reactions = set()
     for name, fig in config["figures"].items():
-        if fig["kind"] == "neb_profiles" and benchmark in cfg.as_list(fig["benchmark"]):
+        if fig.get("neb_reactions") and benchmark in cfg.as_list(fig["benchmark"]):
             reactions.update(fig["neb_reactions"])
     return sorted(reactions)
 
 
 # ---- figures ----
+
+def foundation_dtype(config: dict, foundation: str) -> str:
+    """The dtype a foundation is stored in: ``pretrain_dtype`` for one pretrained here (the mini
+    world's), else the world's ``default_dtype`` (the paper world installs downloads in it)."""
+    if config["foundations"][foundation].get("kind") == "pretrain":
+        return config.get("pretrain_dtype", "float64")
+    return config["default_dtype"]
+
 
 def figure_inputs(config: dict, p: Paths, figure: str) -> dict[str, list[str]]:
     from . import figures

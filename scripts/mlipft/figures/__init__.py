@@ -54,14 +54,22 @@ def kind(name: str) -> ModuleType:
 
 def spec(config: dict, name: str, world_label: str | None = None) -> dict:
     """What collect and plot need to know of a figure: its entry, its grid, the strategy labels
-    (in registry order), the evaluation sets, the world and the scale."""
+    (in registry order), the evaluation sets (and the file each one reads), the derived sets of
+    its benchmarks (mlipft.derive), the world and the scale."""
     from .. import config as cfg
 
     fig = config["figures"][name]
     axes = cfg.grid(config, name)
     labels = {s: config["strategies"][s].get("label", s) for s in config["strategies"] if s in axes["strategy"]}
     variants = config.get("variants") or {}
+    benches = [config["benchmarks"][b] for b in axes["benchmark"]]
+    derived = {k: v for b in benches for k, v in (b.get("derived") or {}).items()}
+    files = {}
+    for b in axes["benchmark"]:
+        for set_name, set_spec in cfg.benchmark_evalsets(config, b).items():
+            files.setdefault(set_name, set_spec.get("file", set_name))
     return {
+        "derived": derived, "evalset_files": {e: files.get(e, e) for e in cfg.evalsets(config, name)},
         "figure": name, "kind": fig["kind"], "description": fig["description"], "entry": fig, "axes": axes,
         "labels": labels, "evalsets": cfg.evalsets(config, name), "world": config["world"], "scale": config["scale"],
         "variant_labels": {v: (variants.get(v) or {}).get("label", v) for v in axes["variant"]},
@@ -74,7 +82,7 @@ def caption(config: dict, name: str) -> str:
     world, the scale and the grid behind it."""
     s = spec(config, name)
     fig = config["figures"][name]
-    grid = "; ".join(f"{axis}: {', '.join(map(str, values))}" for axis, values in s["axes"].items())
+    grid = "; ".join(f"{axis}: {', '.join(map(str, values))}" for axis, values in s["axes"].items() if values)
     lines = [f"**{name}** ({s['kind']}): {s['description']}.", ""]
     if fig.get("paper"):
         lines += [f"*The paper's version:* {fig['paper']}", ""]

@@ -46,6 +46,8 @@ def metrics(spec: dict) -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 def check(config, name, fig, axes):
+    if fig.get("zeroshot") and ZEROSHOT in config["strategies"]:
+        return f".zeroshot: a strategy is named {ZEROSHOT!r}, the name of the foundation before fine-tuning"
     if fig.get("violin_metrics", DEFAULT_METRICS) not in METRICS:
         return f".violin_metrics: one of {sorted(METRICS)} (got {fig['violin_metrics']!r})"
     if len(set(map(float, axes["fraction"]))) > 1:
@@ -54,8 +56,35 @@ def check(config, name, fig, axes):
     return None
 
 
+#: The model name and label of a foundation before fine-tuning (figure entry ``zeroshot: true``).
+ZEROSHOT, ZEROSHOT_LABEL = "zeroshot", "Foundation (not fine-tuned)"
+
+
 def inputs(config, name, runs, paths):
-    return error_inputs(config, name, runs, paths, trainsets=False)
+    from ..config import evalsets, grid
+
+    files = error_inputs(config, name, runs, paths, trainsets=False)
+    if config["figures"][name].get("zeroshot"):
+        axes = grid(config, name)
+        files["zeroshot"] = [paths.zeroshot(b, f, e) for b in axes["benchmark"] for f in axes["foundation"]
+                             for e in evalsets(config, name)]
+    return files
+
+
+def zeroshot_structures(files, spec) -> pd.DataFrame:
+    """The per-structure rows of the foundations before fine-tuning (the zero-shot error files of
+    rule evaluate_zeroshot), as a model ``zeroshot`` of the grid: strategy ``zeroshot``, the
+    other run keys the figure's own single values (E0s, variant, seed: the foundation has none)."""
+    import pandas as pd
+
+    frames = []
+    for path in files:
+        frame = pd.read_csv(path)
+        for key in RUN_KEYS:
+            if key not in ("benchmark", "foundation"):
+                frame[key] = ZEROSHOT if key == "strategy" else spec["axes"][key][0]
+        frames.append(frame)
+    return structures_of(pd.concat(frames, ignore_index=True))
 
 
 def structures(files) -> pd.DataFrame:
@@ -63,7 +92,11 @@ def structures(files) -> pd.DataFrame:
     (mlipft.analysis.errors): the run's keys, ``evalset``, ``index``, ``config_type``,
     ``n_atoms`` and the errors of :data:`COLUMNS` (meV/atom, meV/Å); a structure without force
     components has no force errors (NaN)."""
-    frame = collect_runs(files)
+    return structures_of(collect_runs(files))
+
+
+def structures_of(frame) -> pd.DataFrame:
+    """The :data:`COLUMNS` of per-structure error rows (mlipft.analysis.errors' table)."""
     n = frame["n_force_components"].astype(float).where(frame["n_force_components"] > 0)
     if "config_type" not in frame.columns:
         frame["config_type"] = ""
@@ -79,8 +112,12 @@ def structures(files) -> pd.DataFrame:
 
 def collect(inputs, spec):
     conv = convergence(inputs.get("loss_curves"))
-    return {"structures": structures(inputs["errors"]),
-            "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
+    table = structures(inputs["errors"])
+    if inputs.get("zeroshot"):
+        import pandas as pd
+
+        table = pd.concat([zeroshot_structures(inputs["zeroshot"], spec), table], ignore_index=True)
+    return {"structures": table, "trainable": with_convergence(trainable(inputs["trainable"]), conv)}
 
 
 def _model_marks(train, spec, by: str) -> dict[str, str]:
@@ -108,7 +145,8 @@ def plot(tables, spec, outputs):
     import seaborn as sns
 
     present = list(dict.fromkeys(table.strategy))
-    labels = {**spec["labels"], **{s: s for s in present if s not in spec["labels"]}}
+    labels = {**({ZEROSHOT: ZEROSHOT_LABEL} if ZEROSHOT in present else {}), **spec["labels"],
+              **{s: s for s in present if s not in spec["labels"]}}
     table = table.assign(setting=settings(table, spec))
     order = [s for s in labels if s in present]  # registry order
     hues = list(dict.fromkeys(table.setting))
