@@ -1,9 +1,13 @@
-"""Tests of mlipft.download against a local HTTP server on 127.0.0.1 (no other network)."""
+"""Tests of mlipft.download against a local HTTPS server on 127.0.0.1 (no other network; its
+self-signed certificate is made with the openssl command line once per session)."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import shutil
+import ssl
+import subprocess
 import threading
 import urllib.parse
 import urllib.request
@@ -20,11 +24,11 @@ PAPER_LOCK = ROOT / "config" / "sources" / "paper.lock.tsv"
 BODY = b"3\nLattice=\"1 0 0 0 1 0 0 0 1\" REF_energy=-1.0\n" + bytes(range(256)) * 40
 SHA = hashlib.sha256(BODY).hexdigest()
 
-_NOPROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_CLIENT: dict = {}  # the opener trusting the test server's certificate (set by the `tls` fixture)
 
 
 def opener(request, timeout):
-    return _NOPROXY.open(request, timeout=timeout)
+    return _CLIENT["opener"].open(request, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- server
@@ -50,6 +54,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = route.get("body", BODY)
         if mode == "fail" and n <= route["times"]:
             self._send(500, b"boom")
+        elif mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", route["to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif mode == "drop" and n <= route["times"]:
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
@@ -71,12 +80,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (cert, key); the test opener trusts it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make the test server's certificate")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(cafile=str(cert))
+    _CLIENT["opener"] = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                    urllib.request.HTTPSHandler(context=context))
+    return cert, key
+
+
 @pytest.fixture
-def server():
+def server(tls, monkeypatch):
+    """An HTTPS server on 127.0.0.1; the default opener of mlipft.download trusts it too."""
+    cert, key = tls
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # for urllib's default context (the CLI)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
     srv.daemon_threads = True
     srv.routes, srv.hits, srv.lock = {}, {}, threading.Lock()
-    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.base = f"https://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -232,9 +264,98 @@ def test_html_landing_page_is_rejected(server, tmp_path):
     assert not src.path(tmp_path / "raw").exists()
 
 
+# --------------------------------------------------------------------------- https only
+
+
+def _no_network(request, timeout):  # an opener that must never be called
+    raise AssertionError(f"network access to {request.full_url}")
+
+
+@pytest.mark.parametrize("url,needle", [
+    ("http://127.0.0.1:9/f.xyz", "plain http is refused"),
+    ("HTTP://example.org/f.xyz", "plain http is refused"),
+    ("ftp://example.org/f.xyz", "scheme ftp:// is refused; only https:// URLs and file:// paths"),
+    ("example.org/f.xyz", "scheme (none) is refused"),
+    ("https:///f.xyz", "an https URL needs a host"),
+    ("file://otherhost/f.xyz", "a file URL is file:///absolute/path"),
+])
+def test_non_https_source_is_refused_before_any_access(tmp_path, url, needle):
+    """Refused first, by id: no download, no lock, no local copy used (even one that is there)."""
+    src = make_source(url, sid="sn2_train")
+    local = tmp_path / "copy"
+    local.mkdir()
+    (local / src.basename).write_bytes(BODY)
+    with pytest.raises(dl.InsecureSource) as err:
+        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", local_dirs=[local], opener=_no_network)
+    assert str(err.value).startswith(f"source 'sn2_train': refusing {url!r}: ")
+    assert needle in str(err.value) and err.value.source_id == "sn2_train"
+    assert isinstance(err.value, dl.DownloadError)
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "lock.tsv").exists()
+
+
+def test_http_source_in_sources_file_is_refused_by_id(tmp_path, capsys):
+    p = _write_sources(tmp_path / "s.yaml", "sources:" + GOOD_ENTRY.format(id="fine", dest="a.xyz")
+                       + GOOD_ENTRY.format(id="plain", dest="b.xyz").replace("https://", "http://"))
+    with pytest.raises(dl.SourcesError) as err:
+        dl.load_sources(p)
+    assert str(err.value) == (f"{p}: entry #2 (id 'plain'): url 'http://example.org/plain.xyz': plain http is "
+                              "refused (it can be altered in transit, and the first fetch pins the digest); use the "
+                              "https:// address of the same file")
+    assert dl.main(["--sources", str(p), "--lock", str(tmp_path / "lock.tsv"), "--dest", str(tmp_path / "raw"),
+                    "--all"]) == 1
+    assert "id 'plain'" in capsys.readouterr().err and not (tmp_path / "raw").exists()
+
+
+def test_file_url_is_a_local_file(tmp_path):
+    here = tmp_path / "mine.xyz"
+    here.write_bytes(BODY)
+    src = make_source(here.as_uri(), sid="own_data", dest="own/data.xyz")
+    assert dl.load_sources(_write_sources(tmp_path / "s.yaml", "sources:" + GOOD_ENTRY.format(
+        id="own_data", dest="own/data.xyz").replace("https://example.org/own_data.xyz", here.as_uri())))
+    out = dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", retries=0)
+    assert out.read_bytes() == BODY
+    assert dl.read_lock(tmp_path / "lock.tsv")["own_data"] == dl.LockEntry("own_data", SHA, len(BODY), here.as_uri())
+
+
+def test_redirect_to_http_is_refused_before_it_is_followed(server, tmp_path):
+    """mlipft.download's own opener stops at the 302: the plain-http address is never contacted."""
+    server.routes["/f.xyz"] = {"mode": "redirect", "to": "http://127.0.0.1:9/f.xyz"}
+    src = make_source(server.base + "/f.xyz")
+    with pytest.raises(dl.DownloadError) as err:
+        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", retries=2, backoff=0.0, timeout=5.0)
+    assert "redirects (302) to http://127.0.0.1:9/f.xyz, which is refused" in str(err.value)
+    assert str(err.value).startswith("source 'sn2_train': ")
+    assert server.hits["/f.xyz"] == 1  # not retried
+    assert not src.path(tmp_path / "raw").exists() and not leftovers(tmp_path)
+
+
+def test_redirect_to_https_is_followed(server, tmp_path):
+    server.routes["/old.xyz"] = {"mode": "redirect", "to": server.base + "/f.xyz"}
+    server.routes["/f.xyz"] = {"mode": "ok"}
+    src = make_source(server.base + "/old.xyz")
+    out = dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", retries=0, timeout=5.0)
+    assert out.read_bytes() == BODY and server.hits == {"/old.xyz": 1, "/f.xyz": 1}
+
+
+def test_any_opener_that_ends_on_http_is_refused(tmp_path):
+    """Another opener (one that follows every redirect): the final address is checked."""
+    import io
+
+    class Response(io.BytesIO):
+        def __init__(self, body):
+            super().__init__(body)
+            self.url = "http://mirror.example.org/f.xyz"
+            self.headers = {"Content-Length": str(len(body))}
+
+    src = make_source("https://example.org/f.xyz")
+    with pytest.raises(dl.DownloadError, match=r"redirected to http://mirror\.example\.org/f\.xyz, which is refused"):
+        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", opener=lambda r, t: Response(BODY), retries=0)
+    assert not leftovers(tmp_path) and not src.path(tmp_path / "raw").exists()
+
+
 # --------------------------------------------------------------------------- local copies
 
-DEAD_URL = "http://127.0.0.1:9/never-contacted.xyz"  # discard port; must not be used
+DEAD_URL = "https://127.0.0.1:9/never-contacted.xyz"  # discard port; must not be used
 
 
 @pytest.mark.parametrize("layout", ["basename", "dest"])
@@ -439,7 +560,8 @@ sources:
 @pytest.mark.parametrize("field,value,needle", [
     ("kind", "weights", "kind 'weights'"),
     ("dest", "../escape", "dest '../escape'"),
-    ("url", "ftp://example.org/x", "not an http(s) URL"),
+    ("url", "ftp://example.org/x", "url 'ftp://example.org/x': scheme ftp:// is refused"),
+    ("url", "http://example.org/x", "url 'http://example.org/x': plain http is refused"),
     ("colour", "blue", "unknown key(s) 'colour'"),
     ("manual", "true", "needs an 'instructions'"),
 ])

@@ -169,5 +169,15 @@ def test_the_foundation_before_fine_tuning_is_the_first_model(tmp_path):
     assert s[s.strategy == "zeroshot"].force_rmse_mev_a.tolist() == pytest.approx([20.0, 30.0])
     assert set(s[s.strategy == "zeroshot"].seed.astype(str)) == {"0"}
     out = [str(tmp_path / "v.png"), str(tmp_path / "v.pdf")]
-    violins.plot({k: v for k, v in tables.items()}, spec, out)
+    import matplotlib.pyplot as plt
+
+    captured = {}
+    real_close = plt.close
+    plt.close = lambda fig=None: captured.setdefault("fig", fig)  # keep the figure to read its ticks
+    try:
+        violins.plot(tables, spec, out)
+    finally:
+        plt.close = real_close
     assert Path(out[0]).stat().st_size > 10_000
+    ticks = [t.get_text() for t in captured["fig"].axes[0].get_xticklabels()]
+    assert ticks[0] == violins.ZEROSHOT_LABEL and ticks[1].startswith("Naive")

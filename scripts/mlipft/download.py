@@ -18,6 +18,19 @@ A file is obtained, in this order, from
 
 Nothing is ever left under the final name unless it is complete and matches the lock.
 
+Only ``https://`` URLs are fetched (and ``file://`` paths, local files): a source with an
+``http://`` (or ``ftp://``, ...) URL is refused, naming its id, when the sources file is read
+and again by :func:`fetch` before anything is looked up or downloaded, and a download redirected
+to a plain-http address is abandoned. The sha256 lock pins the bytes of every file already
+fetched once; https protects the first fetch, which records the digest.
+
+Downloaded foundation models are loaded with ``torch.load(..., weights_only=False)``
+(:mod:`mlipft.paper`, :mod:`mlipft.train`, mace itself): a MACE ``.model`` file is a pickled
+``torch.nn.Module`` that ``weights_only=True`` refuses (``ScaleShiftMACE`` is not an allowed
+global), and allow-listing its classes would not make it safe, since its symmetric contractions
+are ``torch.fx`` graph modules whose unpickling executes Python source stored in the file. The
+integrity of a model therefore rests on https and the sha256 lock.
+
 Command line::
 
     python -m mlipft.download --sources config/sources/paper.yaml \\
@@ -59,6 +72,8 @@ REQUIRED_KEYS = ("id", "url", "dest", "kind", "licence", "description")
 OPTIONAL_KEYS = ("licence_notice", "manual", "instructions")
 LOCK_HEADER = ("id", "sha256", "bytes", "url")
 LOCAL_DATA_ENV = "MLIPFT_LOCAL_DATA"
+#: URL schemes a source may have: https (downloads) and file (a local file, read in place).
+SCHEMES = ("https", "file")
 ACCEPT_FLAG = "--accept-licences"
 ACCEPT_CONFIG_KEY = "accept_licences"
 USER_AGENT = "mlipft-download/0.1 (+https://github.com/ACEsuit/mace fine-tuning workflow)"
@@ -77,6 +92,32 @@ class DownloadError(RuntimeError):
 
 class SourcesError(ValueError):
     """The sources YAML file is malformed; the message names the file and the entry."""
+
+
+class InsecureSource(DownloadError):
+    """A source's URL is not https (nor a local file): refused before any network access."""
+
+    def __init__(self, source_id: str, url: str, problem: str):
+        self.source_id = source_id
+        self.url = url
+        super().__init__(f"source {source_id!r}: refusing {url!r}: {problem}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` may not be fetched (None when it may): only ``https://host/...`` and
+    ``file:///path`` are allowed; plain http (which anyone on the path can alter, and whose
+    first fetch records the digest of the lock) and any other scheme are refused."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None if parts.netloc else "an https URL needs a host"
+    if scheme == "file":
+        return None if parts.path and parts.netloc in ("", "localhost") else "a file URL is file:///absolute/path"
+    if scheme == "http":
+        return ("plain http is refused (it can be altered in transit, and the first fetch pins the digest); "
+                "use the https:// address of the same file")
+    return (f"scheme {scheme + '://' if scheme else '(none)'} is refused; only https:// URLs "
+            f"and file:// paths (local files) are fetched")
 
 
 class LockFileError(ValueError):
@@ -205,9 +246,9 @@ def load_sources(path: os.PathLike | str) -> dict[str, Source]:
             raise bad(f"id {sid!r} may only contain letters, digits, '_', '.', '-'")
         if sid in out:
             raise bad(f"duplicate id {sid!r}")
-        url = urllib.parse.urlsplit(entry["url"])
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise bad(f"url {entry['url']!r} is not an http(s) URL")
+        problem = url_problem(entry["url"])
+        if problem:
+            raise bad(f"url {entry['url']!r}: {problem}")
         dest = entry["dest"]
         dpath = Path(dest)
         if dpath.is_absolute() or ".." in dpath.parts or dest.endswith("/") or dest in (".", ""):
@@ -367,12 +408,26 @@ def _retryable_http(code: int) -> bool:
     return code >= 500 or code in (408, 425, 429)
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to another https URL: a downgrade to http is refused before the
+    plain-http address is contacted."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme.lower() != "https":
+            raise _Fatal(f"{req.full_url} redirects ({code}) to {newurl}, which is refused: a download "
+                         f"is only redirected to another https URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _default_opener(request: urllib.request.Request, timeout: float):
-    return urllib.request.urlopen(request, timeout=timeout)
+    return urllib.request.build_opener(_HttpsOnlyRedirects).open(request, timeout=timeout)
 
 
 def _stream_to(response, tmp: Path, url: str) -> tuple[str, int]:
     """Copy a response body into ``tmp`` while hashing it; check Content-Length."""
+    final = getattr(response, "url", None) or url  # after redirects (any opener)
+    if urllib.parse.urlsplit(final).scheme.lower() != urllib.parse.urlsplit(url).scheme.lower():
+        raise _Fatal(f"{url} was redirected to {final}, which is refused: a download stays on https")
     expected = response.headers.get("Content-Length")
     ctype = (response.headers.get("Content-Type") or "").lower()
     if ctype.startswith("text/html") and not url.lower().endswith((".html", ".htm")):
@@ -473,10 +528,16 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
     ``<name>.mismatch-<sha12>`` before the file is obtained again; one that is not yet in
     the lock is adopted and its digest recorded.
 
-    Raises :class:`LicenceNotAccepted`, :class:`ChecksumMismatch`,
+    A source whose URL is not https (nor a ``file://`` path) is refused first, with
+    :class:`InsecureSource` naming its id, before anything is looked up or downloaded.
+
+    Raises :class:`InsecureSource`, :class:`LicenceNotAccepted`, :class:`ChecksumMismatch`,
     :class:`ManualDownloadRequired` or :class:`DownloadError`; on any failure nothing new is
     put under the final name and temporary files are removed.
     """
+    problem = url_problem(source.url)
+    if problem is not None:
+        raise InsecureSource(source.id, source.url, problem)
     dest_root = Path(dest_root)
     lock_path = Path(lock_path)
     final = source.path(dest_root)

@@ -145,8 +145,8 @@ def plot(tables, spec, outputs):
     import seaborn as sns
 
     present = list(dict.fromkeys(table.strategy))
-    labels = {**({ZEROSHOT: ZEROSHOT_LABEL} if ZEROSHOT in present else {}), **spec["labels"],
-              **{s: s for s in present if s not in spec["labels"]}}
+    labels = {**({ZEROSHOT: ZEROSHOT_LABEL} if ZEROSHOT in present else {}), **spec["labels"]}
+    labels.update({s: s for s in present if s not in labels})
     table = table.assign(setting=settings(table, spec))
     order = [s for s in labels if s in present]  # registry order
     hues = list(dict.fromkeys(table.setting))
