@@ -151,7 +151,7 @@ def test_every_figure_unavailable(config):
     resolve(config)
     assert config["figures"] == {}
     with pytest.raises(ConfigError, match=r"^config entry figures: no figure to build \(this world's "
-                                          r"unavailable_figures drops every one: \['fig03a', 'fig03b', "):
+                                          r"unavailable_figures drops every one: \['fig01', 'fig02', 'fig03a', "):
         check(config)
 
 

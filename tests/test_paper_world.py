@@ -289,7 +289,8 @@ def test_paper_config_is_valid(paper_config):
     (lambda c: c["benchmarks"]["sn2"].update(recipe="sn2_magic"), r"benchmarks\.sn2\.recipe: 'sn2_magic'"),
     (lambda c: c["benchmarks"]["sn2"]["sources"].pop("isolated"), r"benchmarks\.sn2\.sources: recipe sn2_triplets needs"),
     (lambda c: c["benchmarks"]["sn2"]["sources"].update(isolated="sn2_e0"), r"benchmarks\.sn2\.sources\.isolated: 'sn2_e0'"),
-    (lambda c: c["benchmarks"]["sn2"].update(test="test_ts"), r"benchmarks\.sn2: recipe sn2_triplets writes no test_ts\.xyz"),
+    (lambda c: c["benchmarks"]["sn2"]["validsets"].update(train_rp="valid_ts"),
+     r"benchmarks\.sn2: recipe sn2_triplets writes no valid_ts\.xyz"),
     (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_Br"]), r"figures\.fig06\.neb_reactions: .*rxn<rxn-id>"),
     (lambda c: c["benchmarks"]["sn2"].pop("recipe"), r"benchmarks\.sn2: 'recipe' is a required property"),
     (lambda c: c["foundations"].update(mini={"kind": "pretrain", "description": "x", "corpus": "mptrj", "model": {}}),
@@ -326,11 +327,20 @@ def expected_jobs(config: dict) -> dict[str, int]:
     from mlipft.registry import variant_entry
 
     runs = {r for fig in config["figures"] for r in runs_for_figure(config, fig)}
-    error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase")  # the kinds that read error files
+    # the kinds that read error files
+    error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase", "phase_blocks", "near_transfer")
     evaluations = {(r, e) for fig, spec in config["figures"].items() if spec["kind"] in error_kinds
                    for r in runs_for_figure(config, fig) for e in evalsets(config, fig)}
-    nebs = {r for fig, spec in config["figures"].items() if spec["kind"] == "neb_profiles"
+    nebs = {r for fig, spec in config["figures"].items() if spec["kind"] in ("neb_profiles", "near_transfer")
             for r in runs_for_figure(config, fig)}
+    zeroshot = {(b, config["main_foundation"], "test") for spec in config["figures"].values()
+                if spec["kind"] == "benchmarks_overview" for b in spec["benchmark"]}
+    derived = {(r.benchmark, name) for r in runs for name in
+               (r.trainset, config["benchmarks"][r.benchmark]["validsets"][r.trainset])
+               if name in (config["benchmarks"][r.benchmark].get("derived") or {})}
+    derived |= {(r.benchmark, config["benchmarks"][r.benchmark]["evalsets"][e]) for r, e in evaluations
+                if e in (config["benchmarks"][r.benchmark].get("evalsets") or {})
+                and config["benchmarks"][r.benchmark]["evalsets"][e] in (config["benchmarks"][r.benchmark].get("derived") or {})}
     benchmarks = {r.benchmark for r in runs}
     replays = set()
     for r in runs:
@@ -351,7 +361,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "install_foundation": len(foundations),
         "replay_set": len(replays),
         "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them
-        "validate_evalset": len({(r.benchmark, e) for r, e in evaluations}),
+        "validate_evalset": len({(r.benchmark, e) for r, e in evaluations} | {(b, e) for b, _, e in zeroshot}),
+        "derive_set": len(derived),
+        "evaluate_zeroshot": len(zeroshot),
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),
@@ -382,6 +394,8 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     # fig03b: the five other foundations' pseudolabel runs; fig04b: naive and LoRA with averaged E0s;
     # fig14: five more (learning rate x replay set) variants of the pseudolabel run
     n_strategies = len(strategy_names(paper_config, "sn2_test_errors"))
-    assert stats["finetune"] == n_strategies * (1 + 3 * 3) + 5 + 2 + 5 == 92
+    # fig07: every strategy once more, on the training set without the held-out reactions (fig01 reads
+    # sn2_test_errors' runs)
+    assert stats["finetune"] == n_strategies * (1 + 3 * 3) + 5 + 2 + 5 + n_strategies == 100
     # r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's combined set)
     assert stats["download"] == 12
