@@ -14,6 +14,7 @@ rule evaluate_errors:
         errors=PATHS.pattern("errors"),
     params:
         run=run_keys,
+        head=lambda w: wf.eval_head(config, wf.run_of(w), w.evalset),  # pt_head: the replay head's errors
         batch_size=32,
         dtype=config["default_dtype"],
         device=config["device"],
@@ -30,7 +31,7 @@ rule evaluate_errors:
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs:q} --model {input.model:q} "
         "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
-        "--batch-size {params.batch_size} --head Default --run {params.run:q} "
+        "--batch-size {params.batch_size} --head {params.head} --run {params.run:q} "
         "--evalset {wildcards.evalset} --output {output.errors:q} > {log:q} 2>&1"
 
 

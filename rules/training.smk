@@ -44,12 +44,12 @@ rule derive_set:
     message:
         "Derived set {wildcards.benchmark}/{wildcards.name}"
     input:
-        data=lambda w: bench_file(w.benchmark, wf.derive_args(config, w.benchmark, w.name)["file"]),
+        unpack(lambda w: wf.derive_inputs(config, PATHS, w.benchmark, w.name)),
         validated=PATHS.pattern("validation"),  # drawn from checked files only
     output:
         PATHS.pattern("derived"),
     params:
-        spec=lambda w: wf.derive_args(config, w.benchmark, w.name),
+        args=lambda w, input: wf.derive_args(config, w.benchmark, w.name, input),
     log:
         PATHS.log("derive_set", "{benchmark}/{name}"),
     benchmark:
@@ -57,8 +57,7 @@ rule derive_set:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "python -m mlipft.derive --input {input.data:q} --match {params.spec[match]:q} --keep {params.spec[keep]} "
-        "--output {output:q} > {log:q} 2>&1"
+        "python -m mlipft.derive --input {input.data:q} {params.args} --output {output:q} > {log:q} 2>&1"
 
 
 rule subsample_trainset:

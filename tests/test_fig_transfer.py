@@ -58,6 +58,15 @@ def test_derive_refuses_a_match_that_selects_nothing_and_names_the_values(tmp_pa
     assert [a.info["reaction"] for a in read_configs(tmp_path / "out.xyz")] == ["Cl_Br"]
 
 
+def test_within_elements_keeps_structures_of_the_benchmarks_elements():
+    frames = [Atoms("HCl", positions=[[0, 0, 0], [0, 0, 1.3]]), Atoms("NaCl", positions=[[0, 0, 0], [0, 0, 2.4]]),
+              Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])]
+    kept = derive.within_elements(frames, _frames())  # H and Cl (the isolated H is ignored)
+    assert [a.get_chemical_formula() for a in kept] == ["HCl", "H2"]
+    with pytest.raises(derive.DeriveError, match=r"corpus.xyz: no structure made only of the elements \['Br'\]"):
+        derive.within_elements(frames, [Atoms("Br")], where="corpus.xyz")
+
+
 def test_a_derived_set_must_come_from_a_file_of_its_benchmark(config):
     config["benchmarks"]["sn2"]["derived"]["train_seen"]["file"] = "trian"
     with pytest.raises(ConfigError, match=r"benchmarks.sn2.derived.train_seen.file: 'trian' is not a training"):
@@ -75,9 +84,16 @@ def test_derived_sets_are_read_from_results_and_not_validated_as_benchmark_files
     run = Run("sn2", "train_seen", 1.0, "omat_medium", "naive", "estimated", "base", 0)
     assert wf.finetune_inputs(config, p, run)["valid"] == "results/mini/derived/sn2/valid_seen.xyz"
     assert wf.evalset_file(config, p, "sn2", "test_heldout") == "results/mini/derived/sn2/test_heldout.xyz"
-    args = wf.derive_args(config, "sn2", "test_heldout")
-    assert args["file"] == "test" and args["keep"] == "matching" and json.loads(args["match"]) == {
-        "reaction": ["Cl_Br", "Br_Cl"]}
+    inputs = wf.derive_inputs(config, p, "sn2", "test_heldout")
+    assert inputs == {"data": "data/mini/mini/benchmarks/sn2/test.xyz"}
+    assert wf.derive_args(config, "sn2", "test_heldout", inputs) == (
+        """--match '{"reaction": ["Cl_Br", "Br_Cl"]}' --keep matching""")
+    # the foundation-level test structures made of the benchmark's elements (Fig. 10)
+    inputs = wf.derive_inputs(config, p, "sn2", "pretraining")
+    assert inputs == {"data": "data/mini/mini/corpora/test/test.xyz",
+                      "elements": "data/mini/mini/benchmarks/sn2/train.xyz"}
+    assert wf.derive_args(config, "sn2", "pretraining", inputs) == (
+        "--elements-of data/mini/mini/benchmarks/sn2/train.xyz --filter learnable")
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,3 +244,58 @@ def test_near_transfer_checks(config):
     fig["heldout_evalset"] = "test"
     with pytest.raises(ConfigError, match=r"fig07.heldout_evalset: 'test' is not one of"):
         check(config)
+
+
+# ---------------------------------------------------------------------------------------
+# preservation (Fig. 10)
+
+
+def test_preservation_scores_both_heads_against_the_foundation(tmp_path):
+    from mlipft.figures import preservation
+
+    p = Paths(tmp_path / "results")
+    labels = {"naive": "Naive", "replay": "Multihead replay"}
+    spec = _spec("preservation", {"benchmark": ["sn2", "nacl"], "trainset": ["train"]},
+                 ["pretraining", "pretraining_pt"], {}, labels)
+    inputs = {"errors": [], "zeroshot": [], "trainable": [], "loss_curves": []}
+    for bench in ("sn2", "nacl"):
+        zs = Path(p.zeroshot(bench, "omat_medium", "pretraining"))
+        zs.parent.mkdir(parents=True)
+        # the foundation: 100 meV/Å, 10 meV/atom on both benchmarks' structures
+        pd.DataFrame({"benchmark": bench, "foundation": "omat_medium", "evalset": "pretraining", "index": [0, 1],
+                      "n_atoms": 3, "energy_error": 10.0, "force_sq_sum": 9 * 100.0 ** 2, "force_abs_sum": 900.0,
+                      "n_force_components": 9}).to_csv(zs, index=False)
+        inputs["zeroshot"].append(str(zs))
+        for strategy in labels:
+            run = Run(bench, "train", 1.0, "omat_medium", strategy, "estimated", "base", 0)
+            # naive forgets (400), replay's target head 200, its replay head keeps 100
+            inputs["errors"].append(_errors_file(p, run, "pretraining", 400.0 if strategy == "naive" else 200.0, 50.0))
+            if strategy == "replay":
+                inputs["errors"].append(_errors_file(p, run, "pretraining_pt", 100.0, 10.0))
+            t, loss = _run_meta(p, run)
+            inputs["trainable"].append(t)
+            inputs["loss_curves"].append(loss)
+    tables = _roundtrip(preservation.collect(inputs, spec), tmp_path)
+    rows, values, ratio = preservation.matrix(tables["errors"], spec, "force_rmse")
+    assert [r for r, _ in rows] == ["zeroshot", "naive", "replay", "replay:pt_head"]
+    assert list(values.columns) == ["sn2", "nacl"]
+    assert values.loc["zeroshot", "sn2"] == pytest.approx(100.0)
+    assert ratio.loc["naive", "nacl"] == pytest.approx(4.0) and ratio.loc["replay", "sn2"] == pytest.approx(2.0)
+    assert ratio.loc["replay:pt_head", "sn2"] == pytest.approx(1.0)
+    out = [str(tmp_path / "f10.png"), str(tmp_path / "f10.pdf")]
+    preservation.plot(tables, spec, out)
+    assert Path(out[0]).stat().st_size > 10_000
+
+
+def test_a_multihead_run_is_evaluated_through_the_evalsets_head(config):
+    from mlipft import workflow as wf
+
+    replay = Run("sn2", "train", 1.0, "omat_medium", "replay", "estimated", "base", 0)
+    naive = Run("sn2", "train", 1.0, "omat_medium", "naive", "estimated", "base", 0)
+    assert wf.eval_head(config, replay, "pretraining_pt") == "pt_head"
+    assert wf.eval_head(config, replay, "pretraining") == "Default"
+    assert wf.eval_head(config, naive, "pretraining_pt") == "Default"  # one head only
+    p = Paths("results/mini", "data/mini/mini")
+    # the unit bounds of a set drawn from the GFN1 corpus use the corpus's isolated atoms
+    assert wf.evalset_isolated(config, p, "sn2", "pretraining") == "data/mini/mini/corpora/test/isolated_atoms.xyz"
+    assert wf.evalset_isolated(config, p, "sn2", "test_heldout") == "data/mini/mini/benchmarks/sn2/isolated_atoms.xyz"

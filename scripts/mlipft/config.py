@@ -443,6 +443,10 @@ def check_derived(name: str, bench: dict) -> None:
            | {e for e in (bench.get("evalsets") or {}).values() if isinstance(e, str)}) - set(derived)
     for set_name, entry in derived.items():
         where = f"config entry benchmarks.{name}.derived.{set_name}"
+        if "corpus" in entry:
+            if entry["elements_of"] not in own:
+                raise ConfigError(f"{where}.elements_of: {entry['elements_of']!r} is not a file of {name} ({sorted(own)})")
+            continue
         if entry["file"] in derived:
             raise ConfigError(f"{where}.file: {entry['file']!r} is itself a derived set; draw from a file of the "
                               f"benchmark ({sorted(own)})")

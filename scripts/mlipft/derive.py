@@ -7,6 +7,15 @@ file of the benchmark (a training, validation or evaluation set)::
       train_seen: {file: train, match: {reaction: [Cl_Br, Br_Cl]}, keep: others}
       test_heldout: {file: test, match: {reaction: [Cl_Br, Br_Cl]}, keep: matching}
 
+or, for the foundation-level test structures a benchmark's models can be scored on (the paper's
+pretraining-distribution preservation, Fig. 10)::
+
+      pretraining: {corpus: test, elements_of: train}
+
+the structures of a corpus's test file whose elements all occur in the benchmark's ``train``
+file (fine-tuned MACE models know only the elements they were fine-tuned on), after the world's
+``corpus_filter`` (``learnable``: neutral, closed-shell; what the foundations were trained on).
+
 A frame *matches* when, for any key of ``match``, its ``info[key]`` is one of the listed values
 (compared as strings); ``keep: matching`` keeps the matching frames, ``keep: others`` the rest
 (frames without the key among them). Isolated-atom rows follow the source file into an
@@ -58,16 +67,45 @@ def derive(frames: list, match: Mapping[str, Sequence], keep: str, where: str = 
     return out
 
 
+def within_elements(frames: list, elements_file: list, corpus_filter: str | None = None, where: str = "input") -> list:
+    """The frames whose elements all occur in ``elements_file``'s frames (isolated atoms aside),
+    after ``corpus_filter`` (``learnable``: :func:`mlipft.mini.corpus.learnable`); an empty
+    result is an error naming the file and the elements."""
+    elements = {s for a in elements_file if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
+                for s in a.get_chemical_symbols()}
+    if corpus_filter == "learnable":
+        from .mini.corpus import learnable
+
+        frames = [a for a in frames if learnable(a)]
+    elif corpus_filter is not None:
+        raise DeriveError(f"unknown corpus filter {corpus_filter!r} (known: learnable)")
+    out = [a for a in frames if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
+           and set(a.get_chemical_symbols()) <= elements]
+    if not out:
+        raise DeriveError(f"{where}: no structure made only of the elements {sorted(elements)}")
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mlipft.derive", description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="the benchmark file the set is drawn from (extxyz)")
-    parser.add_argument("--match", required=True, help="JSON {info key: [values]}")
-    parser.add_argument("--keep", required=True, choices=KEEP)
+    parser.add_argument("--match", help="JSON {info key: [values]}")
+    parser.add_argument("--keep", choices=KEEP)
+    parser.add_argument("--elements-of", help="instead of --match: keep the structures made of this file's elements")
+    parser.add_argument("--filter", help="with --elements-of: a corpus filter (learnable)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    frames = derive(read_configs(args.input), json.loads(args.match), args.keep, where=args.input)
+    if args.elements_of:
+        frames = within_elements(read_configs(args.input), read_configs(args.elements_of), args.filter,
+                                 where=args.input)
+        what = f"made of the elements of {args.elements_of}"
+    else:
+        if not (args.match and args.keep):
+            parser.error("--match and --keep (or --elements-of)")
+        frames = derive(read_configs(args.input), json.loads(args.match), args.keep, where=args.input)
+        what = f"{args.keep} {args.match}"
     write_atomic(args.output, frames)
-    print(f"{args.output}: {len(frames)} of the frames of {args.input} ({args.keep} {args.match})")
+    print(f"{args.output}: {len(frames)} of the frames of {args.input} ({what})")
 
 
 if __name__ == "__main__":

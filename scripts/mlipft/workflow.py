@@ -149,7 +149,19 @@ def evalset_validation_files(config: dict, p: Paths, benchmark: str, evalset: st
     """One evaluation set of a benchmark (checked before a model is evaluated on it), with the
     benchmark's isolated atoms for the unit bounds."""
     return {"evalset": [evalset_file(config, p, benchmark, evalset)],
-            "isolated": [p.bench_file(benchmark, "isolated_atoms")]}
+            "isolated": [evalset_isolated(config, p, benchmark, evalset)]}
+
+
+def evalset_isolated(config: dict, p: Paths, benchmark: str, evalset: str) -> str:
+    """The isolated atoms an evaluation set's unit bounds are checked against: its corpus's for
+    a corpus test set or a set drawn from one (another level of theory), else the benchmark's."""
+    spec = cfg.benchmark_evalsets(config, benchmark)[evalset]
+    corpus = spec.get("corpus")
+    if corpus is None and "file" in spec:
+        corpus = ((config["benchmarks"][benchmark].get("derived") or {}).get(spec["file"]) or {}).get("corpus")
+    if corpus is not None:
+        return p.corpus_file(corpus, "isolated_atoms.xyz")
+    return p.bench_file(benchmark, "isolated_atoms")
 
 
 def validation_args(config: dict, benchmark: str, inputs: dict[str, list[str]]) -> str:
@@ -182,10 +194,36 @@ def set_file(config: dict, p: Paths, benchmark: str, name: str) -> str:
     return p.bench_file(benchmark, name)
 
 
-def derive_args(config: dict, benchmark: str, name: str) -> dict[str, str]:
-    """The source file stem, ``--match`` JSON and ``--keep`` of a derived set."""
+def derive_inputs(config: dict, p: Paths, benchmark: str, name: str) -> dict[str, str]:
+    """The files a derived set is drawn from: ``data`` (a file of the benchmark, or a corpus's
+    test file) and, for an element-matched set, ``elements`` (the benchmark file whose elements
+    it keeps)."""
     entry = config["benchmarks"][benchmark]["derived"][name]
-    return {"file": entry["file"], "match": json.dumps(entry["match"], sort_keys=True), "keep": entry["keep"]}
+    if "corpus" in entry:
+        return {"data": p.corpus_file(entry["corpus"], "test.xyz"),
+                "elements": p.bench_file(benchmark, entry["elements_of"])}
+    return {"data": p.bench_file(benchmark, entry["file"])}
+
+
+def derive_args(config: dict, benchmark: str, name: str, inputs) -> str:
+    """Arguments of ``python -m mlipft.derive`` for a derived set, less --input/--output
+    (shell-quoted)."""
+    entry = config["benchmarks"][benchmark]["derived"][name]
+    if "corpus" in entry:
+        args = ["--elements-of", shlex.quote(str(inputs["elements"]))]
+        if config.get("corpus_filter"):
+            args += ["--filter", shlex.quote(config["corpus_filter"])]
+        return " ".join(args)
+    return f"--match {shlex.quote(json.dumps(entry['match'], sort_keys=True))} --keep {shlex.quote(entry['keep'])}"
+
+
+def eval_head(config: dict, run: Run, evalset: str) -> str:
+    """The model head an evaluation reads: the evaluation set's ``head`` (``pt_head``: the replay
+    head) for a multihead run, else ``Default`` (a single-head model has no other)."""
+    spec = cfg.benchmark_evalsets(config, run.benchmark).get(evalset, {})
+    if spec.get("head") and variant_entry(config, run.strategy, run.variant).get("multihead"):
+        return spec["head"]
+    return "Default"
 
 
 def neb_reactions(config: dict, benchmark: str) -> list[str]:
