@@ -104,7 +104,7 @@ def validation_inputs(w):
 
 
 def validation_args(w, input):
-    return wf.validation_args(config, w.benchmark, {k: list(v) for k, v in input.items()})
+    return wf.validation_args(config, w.benchmark, {k: list(v) for k, v in input.items()}, w.get("evalset"))
 
 
 def evalset_validation_inputs(w):

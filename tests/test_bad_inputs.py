@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
 import shutil
@@ -33,6 +34,7 @@ import pytest
 from ase import Atoms
 
 from mlipft import config as cfg
+from mlipft import e0s, replay
 from mlipft import validate_data as vd
 from mlipft import workflow as wf
 from mlipft.io import read_configs, write_atomic
@@ -104,7 +106,8 @@ CONFIG_CASES = [
     # ---- mace flag values (mace's parser: type, choices; ranges it lacks)
     C("ema_decay-1.5", "strategies:\n  naive:\n    mace_args: {ema_decay: 1.5}\n",
       E + "strategies.naive.mace_args.ema_decay: 1.5 must be in (0, 1)"),
-    C("lr-nan", "strategies:\n  naive:\n    mace_args: {lr: .nan}\n", E + "strategies.naive.mace_args.lr: nan must be > 0"),
+    C("lr-nan", "strategies:\n  naive:\n    mace_args: {lr: .nan}\n",
+      E + "strategies.naive.mace_args.lr: nan is not finite (mace_run_train --lr)"),
     C("clip_grad-off", "strategies:\n  naive:\n    mace_args: {clip_grad: off}\n",
       E + "strategies.naive.mace_args.clip_grad: False is not a valid float (or None) (mace_run_train --clip_grad)"),
     C("loss-not-a-choice", "training:\n  common: {loss: l2}\n",
@@ -115,11 +118,19 @@ CONFIG_CASES = [
       E + "foundations.omat_medium.model.r_max: -4.5 must be > 0"),
     C("variant-stage_two_lr-zero", "variants:\n  two_stage:\n    mace_args: {stage_two_lr: 0}\n",
       E + "variants.two_stage.mace_args.stage_two_lr: 0 must be > 0"),
-    C("lr-infinite", "strategies:\n  naive:\n    mace_args: {lr: .inf}\n", E + "strategies.naive.mace_args.lr: inf",
-      marks=gap("registry.check_value accepts lr: .inf (inf > 0); mace then trains with an infinite learning rate")),
+    C("lr-infinite", "strategies:\n  naive:\n    mace_args: {lr: .inf}\n",
+      E + "strategies.naive.mace_args.lr: inf is not finite (mace_run_train --lr)"),
+    C("swa_lr-infinite-as-text", "strategies:\n  naive:\n    mace_args: {swa_lr: '1e999'}\n",
+      E + "strategies.naive.mace_args.swa_lr: '1e999' is not finite (mace_run_train --swa_lr)"),
     C("atomic_numbers-not-a-list", "foundations:\n  omat_medium:\n    model: {atomic_numbers: '[1, 3, x]'}\n",
-      E + "foundations.omat_medium.model.atomic_numbers",
-      marks=gap("mace's parser takes --atomic_numbers as a string and evaluates it only in the pretraining job")),
+      E + "foundations.omat_medium.model.atomic_numbers: '[1, 3, x]' cannot be read by ast.literal_eval "
+          "(mace_run_train --atomic_numbers is evaluated by mace in the training job; expected a list of atomic "
+          "numbers, e.g. '[1, 6, 8]')"),
+    C("atomic_numbers-not-an-element", "foundations:\n  omat_medium:\n    model: {atomic_numbers: '[1, 3, 200]'}\n",
+      E + "foundations.omat_medium.model.atomic_numbers: '[1, 3, 200]': 200 is not an atomic number (an int in 1..118)"),
+    C("radial_MLP-zero-width", "foundations:\n  omat_medium:\n    model: {radial_MLP: '[64, 0]'}\n",
+      E + "foundations.omat_medium.model.radial_MLP: '[64, 0]': 0 is not a positive int (mace_run_train --radial_MLP: "
+          "expected a list of layer widths, e.g. '[64, 64, 64]')"),
     # ---- cross-references
     C("unknown-strategy", "figures:\n  sn2_test_errors:\n    strategies: [naive, lroa]\n",
       E + "figures.sn2_test_errors.strategies: unknown strategy 'lroa' (defined: ['freeze5', "),
@@ -179,11 +190,12 @@ CONFIG_CASES = [
       E + "scales.mini.finetune.max_num_epochs: '30' is not of type 'integer'"),
     C("device-tpu", "device: tpu\n", E + "device: 'tpu' is not one of ['auto', 'cpu', 'cuda']"),
     C("threads-zero", "threads: 0\n", E + "threads: 0 is less than the minimum of 1"),
-    C("results_dir-empty", "results_dir: ''\n", E + "results_dir",
-      marks=gap("results_dir '' passes; mlipft.paths.Paths('') puts every result at /<name> (the filesystem root)")),
+    C("results_dir-empty", "results_dir: ''\n", E + "results_dir: '' should be non-empty"),
+    C("results_dir-blank", "results_dir: '  '\n", E + "results_dir: '  ' does not match "),
     C("trainsets-listed-twice", "benchmarks:\n  nacl:\n    trainsets: [train, train]\n",
-      E + "benchmarks.nacl.trainsets: 'train' is listed twice",
-      marks=gap("benchmarks.<b>.trainsets/validsets lists have no uniqueItems in the schema")),
+      E + "benchmarks.nacl.trainsets: 'train' is listed twice"),
+    C("replay-combines-a-set-twice", "replay:\n  combined: {combine: [omat_matched, omat_matched]}\n",
+      E + "replay.combined.combine: 'omat_matched' is listed twice"),
 ]
 
 
@@ -259,7 +271,8 @@ E2E_CASES = [
     pytest.param("figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n",
                  "config file {overlay}, line 4, column 10: did not find expected ',' or ']'", id="yaml-syntax-error",
                  marks=gap("Snakemake parses --configfile itself (snakemake/settings/types.py) before the Snakefile "
-                           "runs; its WorkflowError 'Config file is not valid JSON or YAML' names no file and no line")),
+                           "runs; its WorkflowError 'Config file is not valid JSON or YAML' names no file and no line. "
+                           "`python -m mlipft.config FILE...` names them (test_config_cli_names_the_yaml_error)")),
     pytest.param("figures:\n  fig06:\n    seeds: [0]\n    seeds: [1]\n",
                  "config file {overlay}, line 4, column 5: duplicate key 'seeds' (first at line 3; YAML would keep "
                  "only the last one)", id="duplicate-yaml-key"),
@@ -287,6 +300,23 @@ def test_snakemake_stops_before_any_job(tmp_path, data_copy, overlay, message):
     assert "Failed validating" not in out  # our message, not Snakemake's schema dump
     assert len(out.splitlines()) < 40, out
     no_job_started(work, out)
+
+
+def test_config_cli_names_the_yaml_error(tmp_path):
+    """What Snakemake cannot say (the xfail above): `python -m mlipft.config` checks the files given
+    to --configfile as the Snakefile does, and names the file, line and column of a syntax error."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(E2E_CASES[0].values[0])
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+    proc = subprocess.run([sys.executable, "-m", "mlipft.config", str(WORLD), str(overlay)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"invalid configuration: config file {overlay}, line 4, column 10: did not find expected "
+                           "',' or ']' (while parsing a flow sequence at line 3, column 17)\n")
+    overlay.write_text("seed: 3\n")
+    proc = subprocess.run([sys.executable, "-m", "mlipft.config", str(WORLD), str(overlay)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
 
 
 def test_corrupted_committed_file_stops_every_invocation(tmp_path):
@@ -318,8 +348,8 @@ def test_shell_injection_in_results_dir_runs_nothing(tmp_path, data_copy):
 
 # ============================================================================= data defects
 
-BENCH_FILES = {name: sorted(p.name for p in (MINI / "benchmarks" / name).iterdir())
-               for name in ("sn2", "ice")}
+BENCH_FILES = {folder.name: sorted(p.name for p in folder.iterdir())
+               for folder in sorted((MINI / "benchmarks").iterdir()) if folder.is_dir()}
 
 
 def bench_copy(tmp_path: Path, benchmark: str) -> Paths:
@@ -398,6 +428,22 @@ def ase_keys(a):  # labels under ase's own names: read back as a calculator, not
 
 def nan_position(a):
     a.positions[1, 0] = np.nan
+
+
+def nan_cell(a):
+    cell = a.cell.array.copy()
+    cell[2, 2] = np.nan
+    a.cell = cell
+
+
+def on_a_periodic_image(a):  # atom 1 onto atom 0's image one cell vector away
+    a.positions[1] = a.positions[0] + a.cell.array[1]
+
+
+def coplanar_cell(a):
+    cell = a.cell.array.copy()
+    cell[2] = cell[0] + cell[1]
+    a.cell = cell
 
 
 def coincident_atoms(a):
@@ -490,7 +536,8 @@ def largest_stress_frame(benchmark, stem) -> int:
     return int(np.argmax([np.abs(a.info[STRESS_KEY]).max() for a in frames]))
 
 
-CUT_FRAME = truncation((MINI / "benchmarks" / "sn2" / "valid.xyz").read_text())[1]
+CUT_LINE, CUT_FRAME = truncation((MINI / "benchmarks" / "sn2" / "valid.xyz").read_text())
+CUT_LINE += 1  # counted from 1
 F_KCAL = largest_force_frame("sn2", "test")  # its largest force is 9.7 eV/A: x23 is far above 50
 S_KBAR = largest_stress_frame("ice", "test")
 
@@ -530,16 +577,12 @@ DATA_CASES = [
       "frame 4: element N has no isolated-atom energy (1 frame has it)"),
     D("train-frame-in-test", "sn2", "test", duplicate_from("sn2", "train", 2, 1),
       "configuration", "in two of the train, valid, test files", "train.xyz frame 2 (train) = ", "test.xyz frame 1 (test)"),
-    D("element-not-in-foundation", "sn2", "train", silicon_not_in_foundation(6),
-      "frame 6: element Si is not among the foundation model's elements",
-      marks=gap("validation_args passes no --foundation: the validate rule never checks the foundation's elements "
-                "(fit_e0s refuses it later, naming the foundation, not the file and frame)")),
     # ---- files
     D("empty-file", "sn2", "test", empty, "no configurations (empty file)"),
     D("unparsable-file", "sn2", "valid", truncated, "cannot be parsed as extxyz (valid file)"),
-    D("unparsable-file-names-the-frame", "sn2", "valid", truncated, f"frame {CUT_FRAME}",
-      marks=gap("a parse error names the file and ase's complaint, not the frame index "
-                "(mlipft.io.xyz_frame_sizes could give it)")),
+    D("unparsable-file-names-the-frame", "sn2", "valid", truncated,
+      f"cannot be parsed as extxyz (valid file): frame {CUT_FRAME}, line {CUT_LINE}: 2 columns where the frame's "
+      "first atom line has 7; the file ends inside this frame (2 of 6 atom lines): "),
     D("train-file-of-isolated-atoms-only", "sn2", "train_rp", isolated_only("sn2"),
       "only isolated-atom rows (5), no configuration"),
     D("isolated-atom-energy-nan", "sn2", "isolated_atoms", at(3, set_info(ENERGY_KEY, np.nan)),
@@ -551,13 +594,16 @@ DATA_CASES = [
     D("evalset-frame-without-forces", "ice", "test_VI", at(0, pop_array(FORCES_KEY)), "frame 0: no REF_forces",
       evalset="test_VI"),
     # ---- geometry
-    D("nan-coordinate", "sn2", "train", at(2, nan_position), "frame 2: ", "positions",
-      marks=gap("no check of finite positions: a NaN coordinate crashes validate_data in _hash_keys "
-                "(ValueError: cannot convert float NaN to integer), naming no file or frame")),
-    D("two-atoms-at-one-position", "sn2", "valid", at(1, coincident_atoms), "frame 1: ", "apart",
-      marks=gap("no minimum-distance check: two atoms 0 A apart pass (mace's Bessel basis is sin(x)/x: NaN at r = 0)")),
-    D("periodic-frame-with-zero-cell", "ice", "train_Ih", at(1, zero_cell), "frame 1: ", "cell",
-      marks=gap("no cell check: pbc with a zero cell passes (mace's neighbour list then has zero-length edges)")),
+    D("nan-coordinate", "sn2", "train", at(2, nan_position), "frame 2: positions have 1 non-finite value(s) (nan)"),
+    D("nan-cell", "ice", "valid_Ih", at(3, nan_cell), "frame 3: cell has 1 non-finite value(s) (nan)"),
+    D("two-atoms-at-one-position", "sn2", "valid", at(1, coincident_atoms),
+      "frame 1: atoms 0 and 1 are 0 A apart (below 0.1 A)"),
+    D("atom-on-a-periodic-image", "ice", "test", at(4, on_a_periodic_image),  # 5e-9 A: the file's 8 decimals
+      "frame 4: atoms 0 and 1 are ", " A apart (below 0.1 A)"),
+    D("periodic-frame-with-zero-cell", "ice", "train_Ih", at(1, zero_cell),
+      "frame 1: singular periodic cell: periodic directions 0, 1, 2 with a cell vector shorter than 1e-06 A"),
+    D("periodic-frame-with-coplanar-cell", "ice", "train", at(5, coplanar_cell),
+      "frame 5: singular periodic cell: volume ", "A^3 (its vectors are coplanar)"),
 ]
 
 
@@ -596,17 +642,105 @@ def test_data_defect_is_named_with_file_and_frame(tmp_path, request, world, benc
         assert fragment in block, block
 
 
-@gap("no rule validates replay sets (results/<scale>/replay/<benchmark>/<replay>.xyz, read by multihead "
-     "fine-tunes only): a NaN energy in one reaches mace")
-def test_replay_file_with_nan_energy_is_named(tmp_path, world):
+def test_element_not_in_foundation_is_named_by_the_e0_fit(tmp_path, world):
+    """Si (no mini foundation has it) in train frame 6, with an isolated-atom energy: the benchmark's
+    validation has no foundation to compare with (validation_args passes none: a benchmark serves
+    every foundation), so fit_e0s, the first job that loads the run's foundation, stops, naming the
+    foundation, the element, the training file and the first frame that has it."""
     p = bench_copy(tmp_path, "sn2")
-    frames = read_configs(MINI / "corpora" / "omat" / "train.xyz")[:8]
-    frames[2].info[ENERGY_KEY] = np.nan
-    replay = Path(p.replay("sn2", "omat_matched"))
-    write_atomic(replay, frames)
+    train = apply(p, "sn2", "train", silicon_not_in_foundation(6))
     status, err, _ = validate(world, p, "sn2")
-    assert status == 1, "not caught: the benchmark's validation passes"
-    assert f"{replay}: 1 problem in this replay file:\n  frame 2: REF_energy is not finite (nan)" in err
+    assert status == 0, err
+    foundation = ROOT / wf.paths(world).foundation_model(world["main_foundation"])
+    output = tmp_path / "e0s.json"
+    with pytest.raises(ValueError) as err:
+        e0s.main(["--train", str(train), "--foundation", str(foundation), "--isolated", p.bench_file("sn2", "isolated_atoms"),
+                  "--cover", p.bench_file("sn2", "valid"), "--default-dtype", world["default_dtype"],
+                  "--fill", world["e0_fill"], "--output", str(output)])
+    print(f"\nCASE data/element-not-in-foundation: {err.value}")
+    assert str(err.value) == (f"foundation {foundation} has no E0s for ['Si'] (it cannot be fine-tuned on them): "
+                              f"element Si: {train} frame 6")
+    assert not output.exists()
+
+
+# ---- replay sets: validated by mlipft.replay before they are written ----
+
+def corpus_copy(p: Paths, corpus: str) -> None:
+    """Link a committed corpus's files into the tmp data root (replaced when edited)."""
+    folder = Path(p.corpus_file(corpus, "x")).parent
+    folder.mkdir(parents=True)
+    for path in (MINI / "corpora" / corpus).iterdir():
+        (folder / path.name).symlink_to(path)
+
+
+def replay_step(world: dict, p: Paths, benchmark: str, replay_set: str) -> tuple[list[str], dict]:
+    """The replay_set rule's arguments (mlipft.workflow.replay_args) and inputs."""
+    inputs = wf.replay_inputs(world, p, benchmark, replay_set)
+    return shlex.split(wf.replay_args(world, replay_set, inputs)) + ["--output", p.replay(benchmark, replay_set)], inputs
+
+
+@pytest.mark.parametrize("benchmark", sorted(cfg.load_world(WORLD)["benchmarks"]))
+def test_committed_corpora_pass_the_replay_check(tmp_path, world, benchmark):
+    """Every replay set of the mini world, drawn from the committed corpora, passes its validation."""
+    p = bench_copy(tmp_path, benchmark)
+    for corpus in {rep["corpus"] for rep in world["replay"].values() if "corpus" in rep}:
+        corpus_copy(p, corpus)
+    for name in sorted(world["replay"], key=lambda r: "combine" in world["replay"][r]):  # the unions last
+        argv, _ = replay_step(world, p, benchmark, name)
+        with contextlib.redirect_stdout(io.StringIO()):
+            replay.main(argv)
+        assert read_configs(p.replay(benchmark, name)), name
+
+
+def nan_in_a_drawn_frame(world: dict, corpus: Path, target: str, replay_set: str) -> tuple[int, list]:
+    """Write ``corpus`` (a link to a committed corpus, replaced) with a NaN energy in the third
+    structure the replay set draws; its frame index there, and the structures drawn."""
+    frames = read_configs(corpus)
+    rep = world["replay"][replay_set]
+    chosen = replay.select(frames, replay.elements_of(read_configs(target)), rep["mode"],
+                           wf.scale(world)["finetune"].get("num_samples_pt"), world["seed"])
+    k = next(i for i, a in enumerate(frames) if a is chosen[2])
+    frames[k].info[ENERGY_KEY] = np.nan
+    corpus.unlink()
+    write_atomic(corpus, frames)
+    return k, chosen
+
+
+def test_replay_source_with_nan_energy_stops_the_replay_set(tmp_path, world):
+    """A NaN energy in a corpus structure that a replay set draws: the replay_set step exits naming
+    the corpus file and the structure's frame there, and the previous replay set stays as it was."""
+    p = bench_copy(tmp_path, "sn2")
+    corpus_copy(p, "omat")
+    argv, inputs = replay_step(world, p, "sn2", "omat_matched")
+    corpus = Path(inputs["corpus"])
+    k, chosen = nan_in_a_drawn_frame(world, corpus, inputs["target"], "omat_matched")
+    output = Path(p.replay("sn2", "omat_matched"))
+    write_atomic(output, chosen[:3])  # a previous, good replay set
+    before = output.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        replay.main(argv)
+    message = str(exc.value.code)
+    print(f"\nCASE data/replay-source-nan-energy: {message}")
+    assert message == (f"replay set {output} not written: its structures break the data rules (mlipft.validate_data):\n"
+                       f"{corpus}: 1 problem in this replay file:\n  frame {k}: REF_energy is not finite (nan)")
+    assert output.read_bytes() == before and [f.name for f in output.parent.iterdir()] == [output.name]
+
+
+def test_replay_source_with_nan_energy_fails_the_replay_set_job(tmp_path, world):
+    """The same defect in a real run: the replay_set job fails, its log names the corpus file and
+    frame, and no replay set is left behind."""
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    corpus = data / "mini" / "mini" / "corpora" / "omat" / "train.xyz"
+    k, _ = nan_in_a_drawn_frame(world, corpus, MINI / "benchmarks" / "sn2" / "train.xyz", "omat_matched")
+    work = workdir(tmp_path, data)
+    target = wf.paths(world).replay("sn2", "omat_matched")
+    rc, out = snakemake(work, target, "--cores", "1", "--config", "verify_manifest=False")
+    assert rc != 0 and "Error in rule replay_set" in out, out[-3000:]
+    log = work / wf.paths(world).log("replay_set", "sn2/omat_matched")
+    assert (f"data/mini/mini/corpora/omat/train.xyz: 1 problem in this replay file:\n  frame {k}: REF_energy is not "
+            "finite (nan)") in log.read_text()
+    assert not (work / target).exists()
 
 
 # ---- every fine-tune depends on its benchmark's validation: a failing one starts no training ----

@@ -261,3 +261,39 @@ def test_snakemake_stops_before_any_job(root, tmp_path, text, message):
     assert proc.returncode != 0
     assert f"invalid configuration: {message if message.startswith('config entry') else f'config file {bad}, {message}'}" in out
     assert "Failed validating" not in out and "Job stats" not in out  # no schema dump, no job
+
+
+# ---- `python -m mlipft.config FILE...`: the check of the Snakefile, before Snakemake parses the files ----
+
+def test_config_cli_passes_the_committed_worlds(capsys):
+    from mlipft.config import ROOT, main
+
+    assert main([]) == 0 and capsys.readouterr().out == "ok\n"
+    assert main([str(ROOT / "config" / "config.yaml")]) == 0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n",
+     "line 4, column 10: did not find expected ',' or ']' (while parsing a flow sequence at line 3, column 17)"),
+    ("seed: 1\nseed: 2\n", "line 2, column 1: duplicate key 'seed' (first at line 1; YAML would keep only the last one)"),
+    ("scale:\tmini\n\tseed: 1\n",
+     "line 2, column 1: found a tab character that violates indentation (while scanning a plain scalar at line 1, column 8)"),
+])
+def test_config_cli_names_file_line_and_column(tmp_path, capsys, text, message):
+    from mlipft.config import ROOT, main
+
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text(text)
+    assert main([str(ROOT / "config" / "config.yaml"), str(overlay)]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == f"invalid configuration: config file {overlay}, {message}\n"
+
+
+def test_config_cli_names_a_config_entry(tmp_path, capsys):
+    from mlipft.config import ROOT, main
+
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("strategies:\n  naive:\n    mace_args: {lr: .inf}\n")
+    assert main([str(ROOT / "config" / "config.yaml"), str(overlay)]) == 1
+    assert capsys.readouterr().err == ("invalid configuration: config entry strategies.naive.mace_args.lr: inf is not "
+                                       "finite (mace_run_train --lr)\n")

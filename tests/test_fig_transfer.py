@@ -299,3 +299,8 @@ def test_a_multihead_run_is_evaluated_through_the_evalsets_head(config):
     # the unit bounds of a set drawn from the GFN1 corpus use the corpus's isolated atoms
     assert wf.evalset_isolated(config, p, "sn2", "pretraining") == "data/mini/mini/corpora/test/isolated_atoms.xyz"
     assert wf.evalset_isolated(config, p, "sn2", "test_heldout") == "data/mini/mini/benchmarks/sn2/isolated_atoms.xyz"
+    # and its force bound is off, as for replay sets (the corpora's rattled structures reach 60-70 eV/A)
+    files = wf.evalset_validation_files(config, p, "sn2", "pretraining")
+    assert "--max-force inf" in wf.validation_args(config, "sn2", files, "pretraining")
+    assert "--max-force" not in wf.validation_args(config, "sn2", wf.evalset_validation_files(config, p, "sn2", "test"),
+                                                   "test")

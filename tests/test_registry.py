@@ -109,3 +109,59 @@ def test_a_ninth_strategy_is_a_config_edit(config):
     strategies = registry.strategies_from_config(config)
     args = build_args(strategies["lora16"], run())
     assert flag(args, "lora_rank") == "16"
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("lr", float("inf"), "x.lr: inf is not finite (mace_run_train --lr)"),
+    ("lr", float("nan"), "x.lr: nan is not finite (mace_run_train --lr)"),
+    ("weight_decay", float("-inf"), "x.weight_decay: -inf is not finite (mace_run_train --weight_decay)"),
+    ("swa_lr", "1e999", "x.swa_lr: '1e999' is not finite (mace_run_train --swa_lr)"),
+    ("clip_grad", float("inf"), "x.clip_grad: inf is not finite (mace_run_train --clip_grad)"),
+])
+def test_non_finite_values_are_refused(key, value, message):
+    with pytest.raises(RegistryError) as err:
+        registry.check_flags({key: value}, "x")
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("key,value,problem", [
+    ("atomic_numbers", "[1, 3, x]", "cannot be read by ast.literal_eval (mace_run_train --atomic_numbers is evaluated"),
+    ("atomic_numbers", "1, 3", "not a non-empty list"),
+    ("atomic_numbers", "[]", "not a non-empty list"),
+    ("atomic_numbers", "[1, 0]", "0 is not an atomic number (an int in 1..118)"),
+    ("atomic_numbers", "[1, 119]", "119 is not an atomic number (an int in 1..118)"),
+    ("atomic_numbers", "[1, 6.0]", "6.0 is not an atomic number (an int in 1..118)"),
+    ("atomic_numbers", "[1, 'H']", "'H' is not an atomic number (an int in 1..118)"),
+    ("atomic_numbers", "[8, 1, 8]", "8 is listed twice"),
+    ("atomic_numbers", 6, "not a non-empty list"),
+    ("radial_MLP", "[64, 64", "cannot be read by ast.literal_eval (mace_run_train --radial_MLP is evaluated"),
+    ("radial_MLP", "(64, 64)", "not a non-empty list"),
+    ("radial_MLP", "[64, -1]", "-1 is not a positive int"),
+    ("radial_MLP", "[64, True]", "True is not a positive int"),
+    ("foundation_model_kwargs", "[]", "not a dictionary (got list)"),
+    ("config_type_weights", "{'Default': 1.0", "cannot be read by ast.literal_eval"),
+    ("embedding_specs", "total_spin", "cannot be read by ast.literal_eval"),
+    ("lr_params_factors", "{'embedding_lr_factor': 0.1}", "cannot be read by json.loads"),
+    ("lr_params_factors", '{"readouts_lr_factor": -1}', "readouts_lr_factor: -1 is not a finite number >= 0"),
+])
+def test_literal_flags_are_evaluated_and_their_structure_checked(key, value, problem):
+    """mace evaluates these string flags itself, in the job: a bad one is refused at the config check."""
+    with pytest.raises(RegistryError) as err:
+        registry.check_flags({key: value}, "config entry x")
+    message = str(err.value)
+    assert message.startswith(f"config entry x.{key}: {value!r}") and problem in message, message
+    assert registry.LITERALS[key][1] in message  # what is expected
+
+
+@pytest.mark.parametrize("key,value", [
+    ("atomic_numbers", "[1, 3, 6, 7, 8, 9, 11, 15, 16, 17, 35]"), ("radial_MLP", "[64, 64, 64]"),
+    ("foundation_model_kwargs", "{}"), ("config_type_weights", '{"Default": 1.0}'),
+    ("lr_params_factors", '{"embedding_lr_factor": 0.1, "readouts_lr_factor": 1}'), ("lr", 1e-3), ("clip_grad", "None"),
+])
+def test_good_values_pass(key, value):
+    registry.check_flags({key: value}, "x")
+
+
+def test_every_literal_flag_is_a_string_flag_of_mace():
+    snapshot = load_snapshot()
+    assert all(snapshot[key] == {"kind": "value", "type": "str"} for key in registry.LITERALS)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.neighborlist import neighbor_list
 
 from mlipft import validate_data as vd
 from mlipft.io import write_atomic
@@ -138,6 +139,42 @@ def _configuration_in_isolated(frames):
     return _isolated() + frames[:1]
 
 
+def _position(i, value):
+    def mutate(a):
+        a.positions[i] = value(a)
+    return mutate
+
+
+def _nan_position(a):
+    a.positions[2, 1] = np.nan
+
+
+def _cell(value):
+    def mutate(a):
+        a.cell = value(a.cell.array.copy())
+    return mutate
+
+
+def _nan_entry(cell):
+    cell[0, 1] = np.nan
+    return cell
+
+
+def _coplanar(cell):
+    cell[2] = cell[0] - 2 * cell[1]
+    return cell
+
+
+def _short_vector(cell):  # 0.05 A: every atom 0.05 A from its own image (ase's search, not one image layer)
+    cell[0] = [0.05, 0.0, 0.0]
+    return cell
+
+
+def _slab_parallel(a):  # periodic in x and y only, the two periodic vectors parallel
+    a.pbc = [True, True, False]
+    a.cell = [[6.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 6.0]]
+
+
 DEFECTS = [
     ("missing forces", "train", {}, _set(3, _del_array(FORCES_KEY)), 3, ["no REF_forces"]),
     ("forces (n, 2)", "train", {}, _set(2, _wrong_forces), 2, ["REF_forces has shape (3, 2)", "expected (3, 3)"]),
@@ -167,6 +204,25 @@ DEFECTS = [
      _kcal_energies, 0, ["binding energy -108", "outside [-20, 5]", "kcal/mol"]),
     ("forces in kcal/mol/A", "train", {}, _kcal_forces, 3, ["largest force 69.", "(atom 1) above 50 eV/A", "kcal/mol/A"]),
     ("stress in kbar", "train", {}, _kbar_stress, 4, ["largest REF_stress component 16.", "above 5 eV/A^3 (801 GPa)", "kbar"]),
+    # geometry (rule 6)
+    ("NaN position", "train", {}, _set(3, _nan_position), 3, ["positions have 1 non-finite value(s) (nan)"]),
+    ("NaN cell", "valid", {}, _set(1, _cell(_nan_entry)), 1, ["cell has 1 non-finite value(s) (nan)"]),
+    ("two atoms at one position", "train", {}, _set(2, _position(2, lambda a: a.positions[0])), 2,
+     ["atoms 0 and 2 are 0 A apart (below 0.1 A)"]),
+    ("two atoms 0.05 A apart", "test", {}, _set(0, _position(1, lambda a: a.positions[0] + [0.0, 0.05, 0.0])), 0,
+     ["atoms 0 and 1 are 0.05 A apart (below 0.1 A)"]),
+    ("an atom next to another's periodic image", "train", {},
+     _set(5, _position(2, lambda a: a.positions[1] - a.cell.array[2] + [0.03, 0.0, 0.0])), 5,
+     ["atoms 1 and 2 are 0.03 A apart (below 0.1 A)"]),
+    ("an atom next to its own periodic image", "train", {}, _set(4, _cell(_short_vector)), 4,
+     ["atom 0 is 0.05 A from its own periodic image (below 0.1 A) and "]),
+    ("zero cell with pbc", "train", {}, _set(1, _cell(np.zeros_like)), 1,
+     ["singular periodic cell: periodic directions 0, 1, 2 with a cell vector shorter than 1e-06 A (length 0, 0, 0 A"]),
+    ("one zero cell vector with pbc", "valid", {}, _set(0, _cell(lambda c: c * [[1], [0], [1]])), 0,
+     ["singular periodic cell: periodic direction 1 with a cell vector shorter than 1e-06 A"]),
+    ("coplanar cell", "train", {}, _set(3, _cell(_coplanar)), 3, ["singular periodic cell: volume ", "coplanar"]),
+    ("parallel vectors of a slab", "test", {}, _set(2, _slab_parallel), 2,
+     ["singular periodic cell: the cell vectors of periodic directions 0 and 1 are parallel (zero area)"]),
 ]
 
 
@@ -199,6 +255,64 @@ def test_the_clean_water_passes_and_reports_ranges(tmp_path):
     assert vd.check_file(path, "train").skipped == ["binding-energy bounds: no isolated-atom energies"]
 
 
+def test_a_molecule_without_a_cell_passes(tmp_path):
+    """Not periodic: a zero cell is no cell, and only the atoms' own distances count."""
+    frames = _water(3, stress=False)
+    for a in frames:
+        a.pbc, a.cell = False, np.zeros((3, 3))
+    frames[1].positions[2] = frames[1].positions[0] + [0.0, 0.0, 0.11]  # above 0.1 A
+    write_atomic(tmp_path / "train.xyz", frames)
+    assert vd.check_file(tmp_path / "train.xyz", "train").n_problems == 0
+
+
+def test_close_pairs_are_ases_neighbour_list():
+    """The k-d tree over one layer of images finds exactly ase's pairs (and ase's own search is
+    used where one layer is not enough), for skewed, partly periodic and empty cells."""
+    rng = np.random.default_rng(7)
+    for trial in range(150):
+        n = int(rng.integers(1, 9))
+        pbc = rng.random(3) < 0.6
+        cell = np.diag(rng.uniform(0.25 if trial % 5 == 0 else 0.8, 3.0, 3)) + rng.normal(0, 0.15, (3, 3))
+        if trial % 3 == 0:
+            cell[~pbc] = 0.0
+        positions = rng.uniform(-2.0, 4.0, (n, 3))
+        if n > 1:
+            positions[1] = positions[0] + rng.normal(0, 0.05, 3)
+        atoms = Atoms(numbers=[1] * n, positions=positions, cell=cell, pbc=pbc)
+        cutoff = 0.3 if trial % 2 else vd.MIN_DISTANCE
+        i, j, d, shift = neighbor_list("ijdS", atoms, cutoff)
+        first = shift[np.arange(len(shift)), np.argmax(shift != 0, axis=1)]
+        keep = (i < j) | ((i == j) & (first > 0))
+        expected = sorted(zip(i[keep].tolist(), j[keep].tolist(), np.round(d[keep], 9).tolist()))
+        got = vd._close_pairs(atoms, cutoff)
+        assert sorted(zip(got[0].tolist(), got[1].tolist(), np.round(got[2], 9).tolist())) == expected, (trial, pbc)
+
+
+def test_a_frame_with_nan_positions_is_left_out_of_the_duplicate_check(tmp_path):
+    train, test = _water(4, seed=0), _water(3, seed=1)
+    train[1].positions[0, 0] = np.nan
+    test[2] = train[1].copy()  # the same NaN frame: rule 6 names it in each file, it is no duplicate
+    write_atomic(tmp_path / "train.xyz", train)
+    write_atomic(tmp_path / "test.xyz", test)
+    assert vd.check_duplicates({"train": tmp_path / "train.xyz", "test": tmp_path / "test.xyz"}) == 7
+    with pytest.raises(vd.DataError) as excinfo:
+        vd.check_file(tmp_path / "test.xyz", "test")
+    _problem(excinfo, tmp_path / "test.xyz", 2, "positions have 1 non-finite value(s) (nan)")
+
+
+def test_some_frames_of_a_file_are_named_by_their_index_there(tmp_path):
+    """check_frames on frames drawn from a file (a replay set): problems carry the file's frame
+    indices."""
+    frames = _water(6, stress=False)
+    frames[4].info[ENERGY_KEY] = np.nan
+    frames[5].positions[1] = frames[5].positions[0]
+    with pytest.raises(vd.DataError) as excinfo:
+        vd.check_frames(tmp_path / "corpus.xyz", "replay", [frames[1], frames[4], frames[5]], frame_numbers=[1, 4, 5])
+    assert str(excinfo.value) == (f"{tmp_path / 'corpus.xyz'}: 2 problems in this replay file:\n"
+                                  "  frame 4: REF_energy is not finite (nan)\n"
+                                  "  frame 5: atoms 0 and 1 are 0 A apart (below 0.1 A)")
+
+
 def test_missing_file(tmp_path):
     path = tmp_path / "nowhere" / "valid.xyz"
     with pytest.raises(vd.DataError) as excinfo:
@@ -212,7 +326,34 @@ def test_unparseable_file(tmp_path):
     with pytest.raises(vd.DataError) as excinfo:
         vd.check_file(path, "test")
     msg = _problem(excinfo, path, None, "cannot be parsed as extxyz (test file)")
+    assert msg.startswith(f"{path}: cannot be parsed as extxyz (test file): frame 0, line 4: 3 columns where the "
+                          "frame's first atom line has 4; the file ends inside this frame (2 of 3 atom lines): ")
     assert "expected 3" in msg  # ase's own explanation follows
+
+
+GOOD = "2\nProperties=species:S:1:pos:R:3\nH 0 0 0\nH 0 0 0.74\n"
+
+
+@pytest.mark.parametrize("text,where", [
+    (GOOD * 2 + "two\nProperties=species:S:1:pos:R:3\nH 0 0 0\n", "frame 2, line 9: not an atom count: 'two'"),
+    (GOOD + "\n" + GOOD, "frame 1, line 5: a blank line where the frame's atom count is expected"),  # no ase error
+    (GOOD + "3\nProperties=species:S:1:pos:R:3\nH 0 0 0\nH 0 0 0.74\n",
+     "frame 1, line 8: the file ends inside this frame (2 of 3 atom lines)"),
+    (GOOD * 3 + "2\nProperties=species:S:1:pos:R:3\nH 0 0 0\nH 0 x 0.74\n", "frame 3 (lines 13-16)"),
+], ids=["count line", "blank line", "file ends", "bad value"])
+def test_unparseable_file_names_frame_and_line(tmp_path, text, where):
+    path = tmp_path / "valid.xyz"
+    path.write_text(text)
+    with pytest.raises(vd.DataError) as excinfo:
+        vd.check_file(path, "valid")
+    assert str(excinfo.value).startswith(f"{path}: cannot be parsed as extxyz (valid file): {where}: "), excinfo.value
+
+
+def test_trailing_blank_lines_are_no_defect(tmp_path):
+    path = tmp_path / "train.xyz"
+    write_atomic(path, _water(3))
+    path.write_text(path.read_text() + "\n\n")
+    assert vd.check_file(path, "train").frames == 3
 
 
 def test_every_problem_of_a_file_is_collected(tmp_path):

@@ -6,10 +6,12 @@ message naming the config entry, before any job starts.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import difflib
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -594,3 +596,29 @@ def runs_for_figure(config: dict, figure: str) -> list[Run]:
 def unique_runs(config: dict) -> list[Run]:
     """Every fine-tune over all figures, each once (a run shared by figures is trained once)."""
     return sorted({run for fig in config["figures"] for run in runs_for_figure(config, fig)})
+
+
+def main(argv=None) -> int:
+    """``python -m mlipft.config [FILE ...]``: check config files as the Snakefile does, before
+    Snakemake reads them. Snakemake parses every ``--configfile`` itself before the Snakefile
+    runs, and its message for a YAML syntax error names neither the file nor the line; this
+    prints ours (file, line and column), or any other config defect, and exits 1, else prints
+    ``ok``. FILEs are the world files as given to ``--configfile`` (default: config/config.yaml),
+    layered over config/shared.yaml in order."""
+    parser = argparse.ArgumentParser(prog="python -m mlipft.config", description="Check config files as the "
+                                     "Snakefile does; a YAML error is named by file, line and column.")
+    parser.add_argument("files", nargs="*", metavar="FILE", default=[str(ROOT / "config" / "config.yaml")],
+                        help="config files, as given to snakemake --configfile (default: config/config.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        check_files([SHARED, *args.files])
+        check(load_world(*args.files), root=ROOT)
+    except ConfigError as err:
+        print(f"invalid configuration: {err}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -129,9 +129,10 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
 
         model = load_model(foundation_model, device, default_dtype)
         found = foundation_e0s(model)
-        missing = [chemical_symbols[z] for z in zs if z not in found]
+        missing = [z for z in zs if z not in found]
         if missing:
-            raise ValueError(f"foundation {foundation_model} has no E0s for {missing}")
+            raise ValueError(f"foundation {foundation_model} has no E0s for {[chemical_symbols[z] for z in missing]}"
+                             f" (it cannot be fine-tuned on them): {_first_frames(train_file, missing)}")
         modes["foundation"] = {z: found[z] for z in zs}
         if extra and fill == "foundation":
             fill_values = {z: found[z] for z in extra}
@@ -161,6 +162,19 @@ def fit(train_file: str | Path, foundation_model: str | Path | None = None,
         "modes": {m: (None if v is None else {str(z): e for z, e in v.items()}) for m, v in modes.items()},
         "initial_energy_rmse_mev_per_atom": initial,
     }
+
+
+def _first_frames(train_file, zs: list[int]) -> str:
+    """Where each element first occurs in the training file(s), for a message: ``element Si:
+    train.xyz frame 6`` (or that only the covered validation elements have it)."""
+    first: dict[int, str] = {}
+    for path in path_list(train_file):
+        for i, atoms in enumerate(read_configs(path)):
+            for z in set(atoms.numbers.tolist()) & set(zs) - set(first):
+                first[z] = f"{path} frame {i}"
+    return "; ".join(f"element {chemical_symbols[z]}: " + first.get(z, "not in the training file, asked for by "
+                                                                       "--elements/--cover (the validation set)")
+                     for z in zs)
 
 
 def initial_errors(model, configs, modes, found: dict[int, float], device: str) -> dict[str, float]:

@@ -12,12 +12,20 @@ guarding against mace-torch 0.3.16's traps (facts.md section 2):
   multihead strategy that sets ``lr`` or ``ema_decay`` must also set ``force_mh_ft_lr``;
 - ``--E0s average`` is refused with multihead: E0s are always passed as an explicit dictionary;
 - replay files are always explicit paths (the ``omat``/``matpes`` keywords fall back to MP).
+
+A flag's value is checked before any job (:func:`check_value`): mace's own type and choices, a
+finite number (``lr: .inf`` converts, and trains with an infinite rate), the ranges of
+:data:`RANGES`, and for the string flags mace evaluates itself (:data:`LITERALS`) the structure
+of the evaluated value.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +52,56 @@ RANGES = {
     **dict.fromkeys([f"{prefix}{name}_weight" for prefix in ("", "swa_", "stage_two_")
                      for name in ("energy", "forces", "stress", "virials", "dipole", "polarizability")], (">=", 0)),
     "ema_decay": ("in (0, 1)", (0, 1)),
+}
+
+
+
+
+def _atomic_numbers(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "not a non-empty list"
+    for z in value:
+        if type(z) is not int or not 1 <= z <= 118:
+            return f"{z!r} is not an atomic number (an int in 1..118)"
+    repeated = sorted({z for z in value if value.count(z) > 1})
+    return f"{repeated[0]} is listed twice" if repeated else None
+
+
+def _positive_ints(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "not a non-empty list"
+    bad = next((v for v in value if type(v) is not int or v < 1), None)
+    return None if bad is None else f"{bad!r} is not a positive int"
+
+
+def _mapping(value: Any) -> str | None:
+    return None if isinstance(value, dict) else f"not a dictionary (got {type(value).__name__})"
+
+
+def _factors(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"not a dictionary (got {type(value).__name__})"
+    bad = next((k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+                or not math.isfinite(v) or v < 0), None)
+    return None if bad is None else f"{bad}: {value[bad]!r} is not a finite number >= 0"
+
+
+#: String flags whose text mace-torch 0.3.16 evaluates itself, late (in the job, often after its
+#: data are loaded): flag -> (parser, what is expected, check of the parsed value -> problem or
+#: None). mace's argparse type is ``str``, so any text passes its parser. ``atomic_numbers``:
+#: ``ast.literal_eval`` in run_train (then ``AtomicNumberTable``) and multihead_tools;
+#: ``radial_MLP``: model_script_utils; ``foundation_model_kwargs``: run_train (then a key is
+#: set on it); ``embedding_specs``: arg_parser_tools; ``config_type_weights``: scripts_utils,
+#: where a bad value is only a warning and the weights silently fall back to the default;
+#: ``lr_params_factors``: ``json.loads`` in scripts_utils (factors multiplied onto lr).
+#: ``heads`` and ``E0s`` are also evaluated, but the workflow owns them (:data:`RESERVED`).
+LITERALS = {
+    "atomic_numbers": (ast.literal_eval, "a list of atomic numbers, e.g. '[1, 6, 8]'", _atomic_numbers),
+    "radial_MLP": (ast.literal_eval, "a list of layer widths, e.g. '[64, 64, 64]'", _positive_ints),
+    "foundation_model_kwargs": (ast.literal_eval, "a dictionary, e.g. '{}'", _mapping),
+    "embedding_specs": (ast.literal_eval, "a dictionary of feature specs", _mapping),
+    "config_type_weights": (ast.literal_eval, "a dictionary, e.g. '{\"Default\": 1.0}'", _mapping),
+    "lr_params_factors": (json.loads, "a JSON object of factors, e.g. '{\"embedding_lr_factor\": 0.1}'", _factors),
 }
 
 
@@ -159,6 +217,19 @@ def check_value(key: str, value: Any, spec: dict, where: str) -> None:
     choices = spec.get("choices")
     if choices is not None and converted not in choices:
         raise RegistryError(f"{where}: {value!r} is not a choice of {flag} (choices: {', '.join(map(str, choices))})")
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise RegistryError(f"{where}: {value!r} is not finite ({flag})")
+    if key in LITERALS and converted is not None:
+        parse, expected, check = LITERALS[key]
+        how = "ast.literal_eval" if parse is ast.literal_eval else "json.loads"
+        try:
+            parsed = parse(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise RegistryError(f"{where}: {value!r} cannot be read by {how} ({flag} is evaluated by mace "
+                                f"in the training job; expected {expected})") from None
+        problem = check(parsed)
+        if problem:
+            raise RegistryError(f"{where}: {value!r}: {problem} ({flag}: expected {expected})")
     if key in RANGES and converted is not None:
         op, bound = RANGES[key]
         ok = {">": lambda: converted > bound, ">=": lambda: converted >= bound,

@@ -14,7 +14,11 @@ isolated-atom rows have ``config_type == "IsolatedAtom"`` and carry only an ener
 Rules of :func:`check_file` (``role`` is one of :data:`ROLES`):
 
 1. The file exists and parses as extxyz (a parse error is re-raised as a :class:`DataError`
-   naming the file). A file of any role but ``isolated`` has at least one configuration that is
+   naming the file, the frame and the line where reading failed: a count line that is not an
+   integer, an atom line with another number of columns than the frame's first, the end of the
+   file inside a frame, or else the line range of the frame ase's reader stopped at; a blank
+   line between frames, where ase's reader stops without an error and drops the frames after
+   it, is one too). A file of any role but ``isolated`` has at least one configuration that is
    not an isolated atom (an empty file, or one with isolated-atom rows only, trains or evaluates on
    nothing); an ``isolated`` file has at least one row, and every row is an isolated atom.
 2. Every configuration (non-isolated frame) has a numeric, finite ``REF_energy`` and a finite
@@ -69,6 +73,13 @@ Rules of :func:`check_file` (``role`` is one of :data:`ROLES`):
      0.12 = 19 GPa). Catches kbar written as eV/Angstrom^3 (x1602) whenever the true largest
      component exceeds 0.003 eV/Angstrom^3 (0.5 GPa), GPa (x160.2) above 0.031 (5 GPa).
 
+6. Geometry, per configuration: finite positions (and a finite cell), a periodic cell that is
+   not singular (no periodic direction shorter than :data:`MIN_CELL_LENGTH`, no zero volume, or
+   zero area for two periodic directions, :data:`CELL_SINGULAR_TOL`), and no two atoms closer than
+   :data:`MIN_DISTANCE` (periodic images included; the closest pair is named, with the count of
+   the others). A frame with non-finite positions is left out of the distance check and of the
+   duplicate check below.
+
 :func:`check_duplicates` (``--disjoint``): no configuration occurs in two files of different
 roles among those given (e.g. train/valid/test: a test frame in the training set leaks the test);
 identical means the same atomic numbers in the same order, positions within ``POSITION_TOL`` =
@@ -92,6 +103,7 @@ every file's message on stderr and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import math
 import sys
@@ -102,9 +114,11 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.cell import Cell
 from ase.data import atomic_numbers, chemical_symbols
+from ase.neighborlist import neighbor_list
 
-from .io import read_configs, write_json
+from .io import read_configs, write_json, xyz_frame_sizes
 from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
 
 ROLES = ("train", "valid", "test", "replay", "evalset", "isolated")
@@ -114,6 +128,19 @@ MAX_STRESS = 5.0  # eV/Angstrom^3 (801 GPa), largest stress component in magnitu
 EV_PER_A3_IN_GPA = 160.21766208
 MAX_LISTED = 20  # problems listed in a message (the total is always given)
 POSITION_TOL = 1e-8  # Angstrom, for identical frames
+#: Smallest distance between two atoms (Angstrom; periodic images included). mace's radial basis
+#: is a Bessel function sin(n pi r / r_max) / r, NaN at r = 0 (two atoms at one position make the
+#: whole model's energy and every gradient NaN), and its edge vectors are normalised by r; and no
+#: real structure comes close: the shortest bond, H2's, is 0.74 A, and the committed mini data's
+#: shortest distance is far above 0.1 A. Two atoms this close are a duplicated atom or a unit error.
+MIN_DISTANCE = 0.1
+#: Shortest periodic cell vector (Angstrom): a shorter one (a zero cell with pbc) makes the cell
+#: singular; mace's neighbour list then pairs each atom with its own images at zero distance.
+MIN_CELL_LENGTH = 1e-6
+#: A periodic cell is singular when its volume (two periodic directions: its area) is below this
+#: fraction of the product of its vector lengths (coplanar or parallel vectors): its inverse,
+#: which wraps positions and builds the neighbour list, does not exist.
+CELL_SINGULAR_TOL = 1e-6
 
 
 class DataError(ValueError):
@@ -213,13 +240,97 @@ def _stress(atoms: Atoms, required: bool) -> tuple[np.ndarray | None, str | None
     return stress, None
 
 
-class _Problems:
-    """Problems of one file, in the order found; ``frame`` None for file-level ones."""
+def _finite_geometry(atoms: Atoms) -> bool:
+    return bool(np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all())
 
-    def __init__(self) -> None:
+
+def _close_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(i, j, d)``: the pairs of atoms closer than ``cutoff`` (Angstrom), each once (``i < j``,
+    or ``i == j`` for an atom and one of its own periodic images), periodic images included: what
+    ``ase.neighborlist.neighbor_list`` finds, from a k-d tree over the wrapped atoms and their 26
+    neighbouring images (ase's binning costs ~5 ms on a 48-atom periodic frame, this ~0.3 ms);
+    ase's own search where one layer of images is not enough (a lattice plane spacing below
+    ``cutoff``). The cell must be finite and, in its periodic directions, not singular."""
+    from scipy.spatial import cKDTree
+
+    pos = atoms.positions
+    periodic = np.flatnonzero(atoms.pbc)
+    if periodic.size == 0:
+        pairs = cKDTree(pos).query_pairs(cutoff, output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+        return i, j, np.linalg.norm(pos[j] - pos[i], axis=1)
+    cell = atoms.cell.array.copy()
+    cell[~atoms.pbc] = 0.0  # a non-periodic direction's vector plays no part: an orthogonal unit vector
+    cell = np.asarray(Cell(cell).complete())
+    inverse = np.linalg.inv(cell)
+    spacing = 1.0 / np.linalg.norm(inverse, axis=0)  # distance between lattice planes, per direction
+    if (spacing[periodic] <= cutoff).any():
+        i, j, d, shift = neighbor_list("ijdS", atoms, cutoff)
+        first = shift[np.arange(len(shift)), np.argmax(shift != 0, axis=1)]  # the first nonzero component
+        keep = (i < j) | ((i == j) & (first > 0))  # a pair once, an atom and an image once (not also -S)
+        return i[keep], j[keep], d[keep]
+    frac = pos @ inverse
+    frac[:, periodic] %= 1.0
+    wrapped = frac @ cell
+    shifts = np.zeros((3 ** periodic.size, 3))
+    shifts[:, periodic] = list(itertools.product((-1, 0, 1), repeat=periodic.size))
+    images = (wrapped[None, :, :] + (shifts @ cell)[:, None, :]).reshape(-1, 3)
+    found = cKDTree(wrapped).sparse_distance_matrix(cKDTree(images), cutoff, output_type="ndarray")
+    n, middle = len(atoms), len(shifts) // 2  # the middle shift is (0, 0, 0)
+    i, j, s = found["i"], found["j"] % n, found["j"] // n
+    keep = (i < j) | ((i == j) & (s > middle))  # shifts past the middle: one of S and -S
+    return i[keep], j[keep], found["v"][keep]
+
+
+def _geometry(atoms: Atoms) -> list[str]:
+    """Problems of a configuration's positions and cell (rule 6)."""
+    positions, cell = atoms.positions, atoms.cell.array
+    problems = []
+    if not np.isfinite(positions).all():
+        problems.append(f"positions have {_nonfinite(positions)}")
+    if not np.isfinite(cell).all():
+        problems.append(f"cell has {_nonfinite(cell)}")
+    if problems:
+        return problems
+    periodic = np.flatnonzero(atoms.pbc)
+    lengths = np.linalg.norm(cell, axis=1)
+    short = [int(k) for k in periodic if lengths[k] < MIN_CELL_LENGTH]
+    if short:
+        directions = f"periodic direction{'s' * (len(short) > 1)} {', '.join(map(str, short))}"
+        shown = ", ".join(f"{lengths[k]:.3g}" for k in short)
+        return [(f"singular periodic cell: {directions} with a cell vector shorter than {MIN_CELL_LENGTH:g} A "
+                 f"(length {shown} A; pbc {atoms.pbc.tolist()})")]
+    if len(periodic) >= 2:
+        unit = cell[periodic] / lengths[periodic, None]
+        measure = math.sqrt(max(float(np.linalg.det(unit @ unit.T)), 0.0))  # |volume| / product of lengths
+        if measure < CELL_SINGULAR_TOL:
+            if len(periodic) == 3:
+                volume = abs(float(np.linalg.det(cell)))
+                return [f"singular periodic cell: volume {volume:.3g} A^3 (its vectors are coplanar)"]
+            a, b = (int(k) for k in periodic)
+            return [f"singular periodic cell: the cell vectors of periodic directions {a} and {b} are parallel (zero area)"]
+    i, j, d = _close_pairs(atoms, MIN_DISTANCE)
+    if d.size:
+        k = int(np.argmin(d))
+        pair = (f"atom {i[k]} is {d[k]:.3g} A from its own periodic image" if i[k] == j[k]
+                else f"atoms {i[k]} and {j[k]} are {d[k]:.3g} A apart")
+        others = len(d) - 1
+        problems.append(f"{pair} (below {MIN_DISTANCE:g} A)" + (f" and {others} more pair{'s' * (others > 1)}"
+                                                                 if others else ""))
+    return problems
+
+
+class _Problems:
+    """Problems of one file, in the order found; ``frame`` None for file-level ones. ``numbers``:
+    the frame index written for each position of the frames checked (default: the position)."""
+
+    def __init__(self, numbers: Sequence[int] | None = None) -> None:
         self.lines: list[str] = []
+        self.numbers = numbers
 
     def add(self, frame: int | None, problem: str) -> None:
+        if frame is not None and self.numbers is not None:
+            frame = self.numbers[frame]
         self.lines.append(problem if frame is None else f"frame {frame}: {problem}")
 
     def raise_if_any(self, path: Path, role: str, report: Report) -> None:
@@ -235,14 +346,68 @@ class _Problems:
         raise error
 
 
-def _read(path: str | Path, role: str) -> list[Atoms]:
+def read_file(path: str | Path, role: str) -> list[Atoms]:
+    """Every frame of ``path``; a missing or unparsable file is a :class:`DataError` naming it
+    (and where parsing failed)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {role} file not found")
     try:
-        return read_configs(path)
+        frames = read_configs(path)
     except ValueError as err:  # read_configs wraps every parse error of ase
-        raise DataError(f"{path}: cannot be parsed as extxyz ({role} file): {err.__cause__ or err}") from err
+        raise DataError(f"{path}: cannot be parsed as extxyz ({role} file): {_parse_failure(path)}: "
+                        f"{err.__cause__ or err}") from err
+    try:  # ase's reader stops at a blank line between frames without a word: the rest is lost
+        complete = len(xyz_frame_sizes(path)) == len(frames)
+    except ValueError:
+        complete = False
+    if not complete:
+        raise DataError(f"{path}: cannot be parsed as extxyz ({role} file): {_parse_failure(path, len(frames))}: "
+                        f"ase's reader stops there without an error, after {len(frames)} frame(s)")
+    return frames
+
+
+def _parse_failure(path: Path, read: int | None = None) -> str:
+    """Where reading ``path`` fails: ``frame <i>, line <n>: <why>`` for the first defect of the
+    file's layout (a count line, a blank line between frames, an atom line of another width than
+    the frame's first, the file ending inside a frame), else the frame ase's reader stopped at
+    (``read``: the frames it read; counted here when not given), ``frame <i> (lines <a>-<b>)``;
+    lines count from 1."""
+    if read is None:
+        from ase.io import iread
+
+        read = 0
+        with contextlib.suppress(Exception):  # any complaint of ase: the frames before it were read
+            for _ in iread(str(path), index=":", format="extxyz"):
+                read += 1
+    lines = path.read_text(errors="replace").splitlines()
+    spans = []  # (first line, last line) of each frame, from 1
+    start = 0
+    while start < len(lines):
+        frame = len(spans)
+        if not lines[start].strip():
+            if not any(line.strip() for line in lines[start:]):
+                break  # trailing blank lines
+            return f"frame {frame}, line {start + 1}: a blank line where the frame's atom count is expected"
+        try:
+            n = int(lines[start].split()[0])
+        except ValueError:
+            return f"frame {frame}, line {start + 1}: not an atom count: {lines[start][:40]!r}"
+        atom_lines = lines[start + 2:start + 2 + n]
+        widths = [len(line.split()) for line in atom_lines]
+        odd = next((k for k, w in enumerate(widths) if w != widths[0]), None)
+        ends = start + 2 + n > len(lines)
+        end_note = f"the file ends inside this frame ({len(atom_lines)} of {n} atom lines)"
+        if odd is not None:
+            return (f"frame {frame}, line {start + 3 + odd}: {widths[odd]} columns where the frame's first atom line "
+                    f"has {widths[0]}" + (f"; {end_note}" if ends else ""))
+        if ends:
+            return f"frame {frame}, line {len(lines)}: {end_note}"
+        spans.append((start + 1, start + 2 + n))
+        start += n + 2
+    if read < len(spans):
+        return f"frame {read} (lines {spans[read][0]}-{spans[read][1]})"
+    return f"frame {read}"
 
 
 def check_file(path: str | Path, role: str, *, require_stress: bool = False,
@@ -257,23 +422,38 @@ def check_file(path: str | Path, role: str, *, require_stress: bool = False,
     which also enables the binding-energy bounds. Raises :class:`DataError` listing every problem.
     """
     start = time.perf_counter()
-    frames = _read(path, role)
+    frames = read_file(path, role)
     return _check_frames(Path(path), role, frames, require_stress=require_stress, elements=elements,
                          isolated_elements=isolated_elements, energy_bounds=energy_bounds,
                          max_force=max_force, max_stress=max_stress, start=start)
+
+
+def check_frames(path: str | Path, role: str, frames: Sequence[Atoms], *, frame_numbers: Sequence[int] | None = None,
+                 require_stress: bool = False, elements: Collection[int | str] | None = None,
+                 isolated_elements: Mapping[int | str, float] | Collection[int | str] | None = None,
+                 energy_bounds: tuple[float, float] = ENERGY_BOUNDS, max_force: float = MAX_FORCE,
+                 max_stress: float = MAX_STRESS) -> Report:
+    """:func:`check_file` for frames already read: ``frames`` of ``path`` (some of them, where
+    ``frame_numbers`` gives each one's index in the file: a replay set drawn from a corpus is
+    checked before it is written, its problems named by the corpus file and frame)."""
+    return _check_frames(Path(path), role, frames, require_stress=require_stress, elements=elements,
+                         isolated_elements=isolated_elements, energy_bounds=energy_bounds, max_force=max_force,
+                         max_stress=max_stress, start=time.perf_counter(), frame_numbers=frame_numbers)
 
 
 def _check_frames(path: Path, role: str, frames: Sequence[Atoms], *, require_stress: bool,
                   elements: Collection[int | str] | None,
                   isolated_elements: Mapping[int | str, float] | Collection[int | str] | None,
                   energy_bounds: tuple[float, float], max_force: float, max_stress: float,
-                  start: float) -> Report:
+                  start: float, frame_numbers: Sequence[int] | None = None) -> Report:
+    """``frame_numbers``: each frame's index in ``path`` where ``frames`` are some of its frames
+    (default: all of them, in order)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     lo, hi = energy_bounds
     report = Report(path=str(path), role=role, frames=len(frames))
-    problems = _Problems()
-    frame_lines = _Problems()
+    problems = _Problems(frame_numbers)
+    frame_lines = _Problems(frame_numbers)
 
     # isolated-atom rows first: their energies complete the binding-energy reference
     own_isolated: dict[int, tuple[int, float]] = {}  # Z -> (frame, energy)
@@ -293,8 +473,8 @@ def _check_frames(path: Path, role: str, frames: Sequence[Atoms], *, require_str
             continue
         z = int(atoms.numbers[0])
         if z in own_isolated:
-            frame_lines.add(i, f"second isolated-atom row for {chemical_symbols[z]} (first: frame "
-                               f"{own_isolated[z][0]})")
+            first = own_isolated[z][0] if frame_numbers is None else frame_numbers[own_isolated[z][0]]
+            frame_lines.add(i, f"second isolated-atom row for {chemical_symbols[z]} (first: frame {first})")
             continue
         own_isolated[z] = (i, energy)
     report.isolated_energies = {chemical_symbols[z]: e for z, (_, e) in sorted(own_isolated.items())}
@@ -344,6 +524,8 @@ def _check_frames(path: Path, role: str, frames: Sequence[Atoms], *, require_str
         if len(atoms) == 0:
             frame_lines.add(i, "no atoms")
             continue
+        for problem in _geometry(atoms):
+            frame_lines.add(i, problem)
         energy, problem = _energy(atoms)
         if problem:
             frame_lines.add(i, problem)
@@ -416,7 +598,7 @@ def _check_duplicates(files: Sequence[tuple[str, Path, Sequence[Atoms]]], tol: f
     for _, _, frames in files:
         grid: dict[tuple, list[int]] = {}
         for j, atoms in enumerate(frames):
-            if not _is_isolated(atoms):
+            if not _is_isolated(atoms) and _finite_geometry(atoms):  # rule 6 names the others
                 for key in _hash_keys(atoms, tol):
                     grid.setdefault(key, []).append(j)
         index.append(grid)
@@ -426,7 +608,7 @@ def _check_duplicates(files: Sequence[tuple[str, Path, Sequence[Atoms]]], tol: f
         if role_a == role_b:
             continue
         for i, atoms in enumerate(frames_a):
-            if _is_isolated(atoms):
+            if _is_isolated(atoms) or not _finite_geometry(atoms):
                 continue
             candidates = sorted({j for key in _hash_keys(atoms, tol) for j in index[b].get(key, ())})
             lines += [f"{path_a} frame {i} ({role_a}) = {path_b} frame {j} ({role_b})" for j in candidates
@@ -449,7 +631,7 @@ def check_duplicates(files: Mapping[str, str | Path] | Iterable[tuple[str, str |
     compared); the message names both files and frame indices. Returns the number of
     configurations compared."""
     pairs = files.items() if isinstance(files, Mapping) else files
-    return _check_duplicates([(role, Path(p), _read(p, role)) for role, p in pairs], tol)
+    return _check_duplicates([(role, Path(p), read_file(p, role)) for role, p in pairs], tol)
 
 
 def foundation_elements(path: str | Path) -> list[int]:
@@ -521,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for role, path in files:
         t0 = time.perf_counter()
         try:
-            frames = _read(path, role)
+            frames = read_file(path, role)
             if role in disjoint:  # a file with other problems is still compared
                 disjoint_files.append((role, path, frames))
             reports.append(_check_frames(path, role, frames, require_stress=role in stress_roles,
