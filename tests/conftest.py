@@ -108,3 +108,19 @@ def tiny_foundation(tiny_data):
              "trainable": str(out / "trainable.json")}
     train.run(spec, None, paths, threads=1, log_file=str(out.parent / "foundation.log"))
     return paths["model"]
+
+
+@pytest.fixture(scope="session")
+def roundtrip():
+    """The figure kinds' tables as their plot step reads them: written to CSV by collect, read back
+    by pandas (``roundtrip(tables, directory)``)."""
+    import pandas as pd
+
+    def read_back(tables: dict, directory: Path) -> dict:
+        out = {}
+        for name, table in tables.items():
+            table.to_csv(directory / f"{name}.csv", index=False)
+            out[name] = pd.read_csv(directory / f"{name}.csv")
+        return out
+
+    return read_back

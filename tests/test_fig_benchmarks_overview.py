@@ -127,14 +127,6 @@ def _spec(config, name="fig02"):
             "axes": bo.figure_axes(config, name), "world": "mini", "scale": "smoke"}
 
 
-def _roundtrip(tables, tmp_path):
-    out = {}
-    for name, table in tables.items():
-        table.to_csv(tmp_path / f"{name}.csv", index=False)
-        out[name] = pd.read_csv(tmp_path / f"{name}.csv")
-    return out
-
-
 def test_inputs_one_file_per_benchmark_in_grid_order(world):
     config, paths, _ = world
     inputs = bo.inputs(config, "fig02", runs=["ignored"], paths=paths)
@@ -149,9 +141,9 @@ def test_inputs_one_file_per_benchmark_in_grid_order(world):
     assert bo.inputs(config, "fig02", [], paths)["zeroshot"][0].endswith("zeroshot/mol/other/test.csv")
 
 
-def test_collect_counts_elements_periodicity_and_order_by_force_rmse(world, tmp_path):
+def test_collect_counts_elements_periodicity_and_order_by_force_rmse(world, tmp_path, roundtrip):
     config, paths, files = world
-    tables = _roundtrip(bo.collect(bo.inputs(config, "fig02", [], paths), _spec(config)), tmp_path)
+    tables = roundtrip(bo.collect(bo.inputs(config, "fig02", [], paths), _spec(config)), tmp_path)
     assert set(tables) == set(bo.TABLES)
     table = tables["benchmarks"]
     assert list(table.columns) == list(bo.COLUMNS)

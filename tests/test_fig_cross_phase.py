@@ -28,15 +28,6 @@ def _spec(axes=None, evalsets=("test_Ih", "test_VIII"), entry=None):
             "reference_label": "reference"}
 
 
-def _roundtrip(tables, tmp_path):
-    """The tables as plot reads them: written by collect, read back by pandas."""
-    out = {}
-    for name, table in tables.items():
-        table.to_csv(tmp_path / f"{name}.csv", index=False)
-        out[name] = pd.read_csv(tmp_path / f"{name}.csv")
-    return out
-
-
 def test_phase_is_the_set_name_without_its_prefix():
     assert cross_phase.phase("train_Ih") == "Ih" and cross_phase.phase("test_VIII") == "VIII"
     assert cross_phase.phase("train_ice_II") == "ice_II"  # only the prefix goes
@@ -65,7 +56,7 @@ def _run_files(tmp_path, run: Run, evalsets: dict[str, tuple[list, list]], impro
     return errors, str(trainable), str(loss)
 
 
-def test_collect_from_run_paths_gives_the_matrix_of_seed_means(tmp_path):
+def test_collect_from_run_paths_gives_the_matrix_of_seed_means(tmp_path, roundtrip):
     """Cell (train_Ih, test_VIII) is the mean over seeds of each seed's force RMSE over every
     force component of the test set; runs are told apart by their path only."""
     spec = _spec({"e0s": ["estimated", "average"], "seed": ["0", "1"]})
@@ -81,7 +72,7 @@ def test_collect_from_run_paths_gives_the_matrix_of_seed_means(tmp_path):
                 files = _run_files(tmp_path, run, sets, improving=(trainset, e0s, seed) == ("train_VIII", "average", 1))
                 for role, f in zip(("errors", "trainable", "loss_curves"), files):
                     inputs[role] += f if role == "errors" else [f]
-    tables = _roundtrip(cross_phase.collect(inputs, spec), tmp_path)
+    tables = roundtrip(cross_phase.collect(inputs, spec), tmp_path)
     errors = tables["errors"]
     assert set(cross_phase.TABLES) == set(tables)
     assert {"trainset", "evalset", "metric", "value", "n_configs", "e0s", "seed"} <= set(errors.columns)
@@ -128,12 +119,12 @@ def _tables(settings_axis: str, values: list[str], seeds=(0, 1)):
 
 @pytest.mark.parametrize("axis,values,metric", [("e0s", ["estimated", "average"], None),
                                                 ("foundation", ["omat_small", "omat_medium"], "energy_rmse")])
-def test_plot_four_phases_two_settings(tmp_path, axis, values, metric):
+def test_plot_four_phases_two_settings(tmp_path, axis, values, metric, roundtrip):
     """Fig. 5 (E0 modes) and Fig. 18 (foundations): two 4x4 matrices side by side."""
     entry = {"cross_phase_metric": metric} if metric else {}
     spec = _spec({"trainset": [f"train_{p}" for p in PHASES], axis: values, "seed": ["0", "1"]},
                  [f"test_{p}" for p in PHASES], entry)
-    tables = _roundtrip(_tables(axis, values), tmp_path)
+    tables = roundtrip(_tables(axis, values), tmp_path)
     mats = cross_phase.matrices(tables["errors"], spec)
     assert len(mats) == 2 and all(m.shape == (4, 4) and m.notna().all().all() for m in mats.values())
     out = [str(tmp_path / f"cp_{axis}.png"), str(tmp_path / f"cp_{axis}.pdf")]

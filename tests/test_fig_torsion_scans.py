@@ -270,15 +270,7 @@ def _write_runs(tmp_path, strategies, seeds=(0,)):
     return files
 
 
-def _roundtrip(tables, tmp_path):
-    out = {}
-    for name, table in tables.items():
-        table.to_csv(tmp_path / f"{name}.csv", index=False)
-        out[name] = pd.read_csv(tmp_path / f"{name}.csv")
-    return out
-
-
-def test_collect_and_plot_from_run_paths(tmp_path):
+def test_collect_and_plot_from_run_paths(tmp_path, roundtrip):
     strategies = ("naive", "lora", "pseudolabel")
     spec = _spec(strategies, seeds=("0", "1"))
     files = _write_runs(tmp_path, strategies, seeds=(0, 1))
@@ -289,7 +281,7 @@ def test_collect_and_plot_from_run_paths(tmp_path):
     assert {"benchmark", "strategy", "seed", "torsion", "mae_mev", "n_angles"} <= set(mae.columns)
     naive0 = mae[(mae.strategy == "naive") & (mae.seed.astype(str) == "0")].set_index("torsion")
     assert naive0.loc["butane_CCCC", "mae_mev"] == pytest.approx(10.0 / 3)  # (0, +5, -5) meV, minimum unchanged
-    tables = _roundtrip(tables, tmp_path)
+    tables = roundtrip(tables, tmp_path)
     out = [str(tmp_path / "fig09.png"), str(tmp_path / "fig09.pdf")]
     torsion_scans.plot(tables, spec, out)
     assert Path(out[0]).stat().st_size > 20_000 and Path(out[1]).stat().st_size > 5_000
@@ -299,7 +291,7 @@ def test_collect_and_plot_from_run_paths(tmp_path):
     tables = torsion_scans.collect({"torsions": files}, spec)
     assert set(tables["profiles"].torsion) == {"butane_CCCC"} and set(tables["mae"].torsion) == {"butane_CCCC",
                                                                                                 "overall"}
-    torsion_scans.plot(_roundtrip(tables, tmp_path), spec, [str(tmp_path / "one.png"), str(tmp_path / "one.pdf")])
+    torsion_scans.plot(roundtrip(tables, tmp_path), spec, [str(tmp_path / "one.png"), str(tmp_path / "one.pdf")])
     with pytest.raises(ValueError, match=r"torsion scans \['psi'\] are in no run"):
         torsion_scans.collect({"torsions": files}, _spec(strategies, entry={"torsions": ["psi"]}))
 

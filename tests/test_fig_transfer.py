@@ -129,14 +129,6 @@ def _spec(kind, axes, evalsets, entry, labels):
             "reference_label": "reference", "derived": {}, "evalset_files": {e: e for e in evalsets}}
 
 
-def _roundtrip(tables, tmp_path):
-    out = {}
-    for name, table in tables.items():
-        table.to_csv(tmp_path / f"{name}.csv", index=False)
-        out[name] = pd.read_csv(tmp_path / f"{name}.csv")
-    return out
-
-
 # ---------------------------------------------------------------------------------------
 # phase_blocks (Fig. 19)
 
@@ -144,7 +136,7 @@ PHASES = ("Ih", "VIII")
 LABELS = {"naive": "Naive", "lora": "LoRA"}
 
 
-def test_phase_blocks_pairs_each_single_phase_run_with_its_phase_and_the_combined_run_with_all(tmp_path):
+def test_phase_blocks_pairs_each_single_phase_run_with_its_phase_and_the_combined_run_with_all(tmp_path, roundtrip):
     p = Paths(tmp_path / "results")
     spec = _spec("phase_blocks", {"trainset": ["train_Ih", "train_VIII", "train"]}, ["test_Ih", "test_VIII"],
                  {"combined_trainset": "train"}, LABELS)
@@ -160,7 +152,7 @@ def test_phase_blocks_pairs_each_single_phase_run_with_its_phase_and_the_combine
             t, loss = _run_meta(p, run)
             inputs["trainable"].append(t)
             inputs["loss_curves"].append(loss)
-    tables = _roundtrip(phase_blocks.collect(inputs, spec), tmp_path)
+    tables = roundtrip(phase_blocks.collect(inputs, spec), tmp_path)
     bars = phase_blocks.bars(tables["errors"], spec, "force_rmse")
     assert list(bars.block) == ["single-phase"] * 4 + ["combined"] * 4
     assert list(bars.phase) == ["Ih", "Ih", "VIII", "VIII"] * 2
@@ -201,7 +193,7 @@ def _neb(p: Paths, run: Run, offsets: dict[str, float]) -> str:
     return str(path)
 
 
-def test_near_transfer_splits_errors_and_barriers_by_the_held_out_match(tmp_path):
+def test_near_transfer_splits_errors_and_barriers_by_the_held_out_match(tmp_path, roundtrip):
     p = Paths(tmp_path / "results")
     reference = tmp_path / "reference_neb.xyz"
     write_atomic(reference, [f for f in _frames() if "reaction" in f.info])
@@ -221,7 +213,7 @@ def test_near_transfer_splits_errors_and_barriers_by_the_held_out_match(tmp_path
         # seen barriers off by 0.01 and -0.03 eV, held-out ones by 0.2 and 0.1 eV (plus 0.1 eV for lora)
         inputs["neb"].append(_neb(p, run, {"Cl_Cl": 0.01, "Br_Br": -0.03, "Cl_Br": 0.2 + 0.1 * k,
                                            "Br_Cl": 0.1 + 0.1 * k, "F_F": 9.0}))
-    tables = _roundtrip(near_transfer.collect(inputs, spec), tmp_path)
+    tables = roundtrip(near_transfer.collect(inputs, spec), tmp_path)
     barrier = tables["neb_barriers"]
     assert set(barrier.reaction) == {"Cl_Cl", "Br_Br", "Cl_Br", "Br_Cl"}  # F_F is no figure reaction
     assert dict(zip(barrier.reaction, barrier.split))["Cl_Br"] == "held-out"
@@ -250,7 +242,7 @@ def test_near_transfer_checks(config):
 # preservation (Fig. 10)
 
 
-def test_preservation_scores_both_heads_against_the_foundation(tmp_path):
+def test_preservation_scores_both_heads_against_the_foundation(tmp_path, roundtrip):
     from mlipft.figures import preservation
 
     p = Paths(tmp_path / "results")
@@ -275,7 +267,7 @@ def test_preservation_scores_both_heads_against_the_foundation(tmp_path):
             t, loss = _run_meta(p, run)
             inputs["trainable"].append(t)
             inputs["loss_curves"].append(loss)
-    tables = _roundtrip(preservation.collect(inputs, spec), tmp_path)
+    tables = roundtrip(preservation.collect(inputs, spec), tmp_path)
     rows, values, ratio = preservation.matrix(tables["errors"], spec, "force_rmse")
     assert [r for r, _ in rows] == ["zeroshot", "naive", "replay", "replay:pt_head"]
     assert list(values.columns) == ["sn2", "nacl"]

@@ -71,19 +71,18 @@ def within_elements(frames: list, elements_file: list, corpus_filter: str | None
     """The frames whose elements all occur in ``elements_file``'s frames (isolated atoms aside),
     after ``corpus_filter`` (``learnable``: :func:`mlipft.mini.corpus.learnable`); an empty
     result is an error naming the file and the elements."""
-    elements = {s for a in elements_file if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
-                for s in a.get_chemical_symbols()}
-    if corpus_filter == "learnable":
-        from .mini.corpus import learnable
+    from .mini.corpus import apply_filter
+    from .replay import elements_of, select
 
-        frames = [a for a in frames if learnable(a)]
-    elif corpus_filter is not None:
-        raise DeriveError(f"unknown corpus filter {corpus_filter!r} (known: learnable)")
-    out = [a for a in frames if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
-           and set(a.get_chemical_symbols()) <= elements]
-    if not out:
-        raise DeriveError(f"{where}: no structure made only of the elements {sorted(elements)}")
-    return out
+    elements = elements_of(a for a in elements_file if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM)
+    try:
+        frames = apply_filter(frames, corpus_filter)
+    except ValueError as err:
+        raise DeriveError(str(err)) from None
+    try:  # the element matching of replay sets, every structure kept
+        return select(frames, elements, "element_matched", None, 0)
+    except ValueError:
+        raise DeriveError(f"{where}: no structure made only of the elements {sorted(elements)}") from None
 
 
 def main(argv=None) -> None:

@@ -127,14 +127,16 @@ def evaluate(model_path: str | Path, datasets: dict[str, str | Path], device: st
     loaded = {}
     for name, path in datasets.items():  # every file is checked before the first evaluation
         loaded[name] = labelled_configs(path)
-        if (filters or {}).get(name) == "learnable":
-            from .mini.corpus import learnable
+        corpus_filter = (filters or {}).get(name)
+        if corpus_filter is not None:
+            from .mini.corpus import CORPUS_FILTERS, apply_filter
 
-            loaded[name] = [a for a in loaded[name] if learnable(a)]
+            if corpus_filter not in CORPUS_FILTERS:
+                raise ValueError(f"unknown filter {corpus_filter!r} for dataset {name} "
+                                 f"(known: {', '.join(CORPUS_FILTERS)})")
+            loaded[name] = apply_filter(loaded[name], corpus_filter)
             if not loaded[name]:
-                raise ValueError(f"{path}: the learnable filter leaves no configuration of dataset {name}")
-        elif (filters or {}).get(name) is not None:
-            raise ValueError(f"unknown filter {filters[name]!r} for dataset {name} (known: learnable)")
+                raise ValueError(f"{path}: the {corpus_filter} filter leaves no configuration of dataset {name}")
         check_elements(model, loaded[name], path)
     rows = []
     for name, atoms_list in loaded.items():

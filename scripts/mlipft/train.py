@@ -116,14 +116,12 @@ def corpus_prefix(train_file: str | list[str], fraction: float, out: Path, corpu
     from ase.io import read, write
 
     configs = [a for f in path_list(train_file) for a in read(f, index=":", format="extxyz")]
-    if corpus_filter == "learnable":
-        from .mini.corpus import learnable
+    if corpus_filter is not None:
+        from .mini.corpus import apply_filter
 
-        kept = [a for a in configs if learnable(a)]
-        log.info("corpus filter learnable: %d of %d structures of %s", len(kept), len(configs), train_file)
+        kept = apply_filter(configs, corpus_filter)
+        log.info("corpus filter %s: %d of %d structures of %s", corpus_filter, len(kept), len(configs), train_file)
         configs = kept
-    elif corpus_filter is not None:
-        raise ValueError(f"unknown corpus filter {corpus_filter!r} (known: learnable)")
     n = max(1, int(round(fraction * len(configs))))
     write(out, configs[:n], format="extxyz")
     log.info("training on the first %d of %d structures of %s", n, len(configs), train_file)

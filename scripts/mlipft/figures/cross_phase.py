@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save, settings)
+from .common import (PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save, settings, span)
 
 DESCRIPTION = ("RMSE of forces (meV/Å; or energies, meV/atom, with cross_phase_metric) of single-phase "
                "fine-tunes on every phase's test set, a training x test phase matrix per setting, mean "
@@ -111,11 +111,7 @@ def _sizes(errors) -> dict[str, str]:
     """Training configurations per training set (a range over seeds' subsets), when known."""
     if "n_train" not in errors.columns:
         return {}
-    out = {}
-    for trainset, sub in errors.groupby(errors.trainset.astype(str)):
-        n = sorted(sub.n_train.unique())
-        out[trainset] = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
-    return out
+    return {trainset: span(sub.n_train) for trainset, sub in errors.groupby(errors.trainset.astype(str))}
 
 
 def _fixed(spec) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save
+from .common import PANELS, STYLE, collect_errors, convergence_note, error_inputs, pyplot, save, span
 from .cross_phase import phase
 
 DESCRIPTION = ("Energy (meV/atom) and force (meV/Å) RMSE on each phase's test set: single-phase fine-tunes "
@@ -89,11 +89,10 @@ def _sizes(errors, spec) -> str:
     if "n_train" not in errors.columns:
         return ""
     combined = combined_trainset(spec)
-    sizes = errors.drop_duplicates(["trainset"]).set_index(errors.drop_duplicates(["trainset"]).trainset.astype(str))
-    singles = sorted(int(sizes.n_train[t]) for t in sizes.index if t != combined)
-    single = f"{singles[0]}" if singles and singles[0] == singles[-1] else f"{singles[0]}-{singles[-1]}" if singles else "?"
-    joint = int(sizes.n_train[combined]) if combined in sizes.index else "?"
-    return f"training configurations: {single} per single phase, {joint} combined"
+    first = errors.drop_duplicates(["trainset"])
+    sizes = dict(zip(first.trainset.astype(str), first.n_train.astype(int)))
+    joint = sizes.pop(combined, "?")
+    return f"training configurations: {span(sizes.values())} per single phase, {joint} combined"
 
 
 def plot(tables, spec, outputs):

@@ -1091,6 +1091,19 @@ def learnable(atoms: Atoms) -> bool:
     return charge == 0 and electrons % 2 == 0 and int(atoms.info.get("multiplicity", 1)) == 1
 
 
+#: The world's ``corpus_filter`` choices: which corpus structures a foundation is trained and scored on.
+CORPUS_FILTERS = {"learnable": learnable}
+
+
+def apply_filter(configs: list[Atoms], corpus_filter: str | None) -> list[Atoms]:
+    """The structures ``corpus_filter`` keeps (:data:`CORPUS_FILTERS`; None keeps all), in order."""
+    if corpus_filter is None:
+        return list(configs)
+    if corpus_filter not in CORPUS_FILTERS:
+        raise ValueError(f"unknown corpus filter {corpus_filter!r} (known: {', '.join(CORPUS_FILTERS)})")
+    return [a for a in configs if CORPUS_FILTERS[corpus_filter](a)]
+
+
 REPLAY_MODES = ("element_matched", "random")
 
 
