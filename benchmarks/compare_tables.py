@@ -5,7 +5,7 @@ read as `evalset`, and a `variant` column, new since, must be `base` throughout.
 
     python benchmarks/compare_tables.py tests/data/reference_tables/mini results/mini/tables
 
-The mini-scale references (commit 7d536e3's `snakemake fig06 sn2_test_errors`) are too slow for
+The mini-scale references (commit 7d536e3's `snakemake fig06c sn2_test_errors`) are too slow for
 CI (about 13 min); the smoke-scale ones are checked by tests/test_workflow.py.
 """
 

@@ -57,6 +57,19 @@ def set_file(benchmark, name):
     return wf.set_file(config, PATHS, benchmark, name)
 
 
+def md_entry(benchmark):
+    """A benchmark's MD entry (start structure, RDF pairs, reference): benchmarks.<b>.md."""
+    return wf.md_entry(config, benchmark)
+
+
+def md_start(benchmark):
+    return set_file(benchmark, md_entry(benchmark)["start"])
+
+
+#: Benchmarks whose RDFs are compared with a reference MLIP's (benchmarks.<b>.md.reference_rdf).
+REFERENCE_BENCHMARKS = [b for b, e in config["benchmarks"].items() if (e.get("md") or {}).get("reference_rdf")]
+
+
 def foundation_model(name):
     """Foundations are data: generated (mini world, committed) or downloaded (paper world)."""
     return PATHS.foundation_model(name)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real workflow through a real SLURM: start the single-node cluster of
-# scripts/slurm/local_cluster.sh, run the smoke-scale `fig06` through
+# scripts/slurm/local_cluster.sh, run the smoke-scale `fig06c` through
 # profiles/slurm-local-test, run the same target locally, compare every table
 # (numbers equal to 1e-6 relative) and check accounting saw every job COMPLETED;
 # stop every daemon it started (EXIT trap, also on failure).
@@ -39,7 +39,7 @@ timeout 900 "$CLUSTER" install
 timeout 300 "$CLUSTER" start
 eval "$("$CLUSTER" env)"
 for d in slurm local; do mkdir -p "$TMP/$d" && ln -s "$REPO/config" "$TMP/$d/config"; done
-COMMON=(--snakefile "$REPO/Snakefile" --workflow-profile none --nocolor fig06 --config scale=smoke)
+COMMON=(--snakefile "$REPO/Snakefile" --workflow-profile none --nocolor fig06c --config scale=smoke)
 
 t=$SECONDS
 timeout 2400 "$SNAKEMAKE" --profile profiles/slurm-local-test --directory "$TMP/slurm" "${COMMON[@]}" \
@@ -60,7 +60,7 @@ assert tables, "no tables"
 for rel in tables:
     pd.testing.assert_frame_equal(pd.read_csv(local / rel), pd.read_csv(slurm / rel), rtol=1e-6, check_exact=False)
 for ext in ("png", "pdf"):
-    assert (slurm / "figures" / f"fig06.{ext}").stat().st_size > 0
+    assert (slurm / "figures" / f"fig06c.{ext}").stat().st_size > 0
 print("identical tables:", ", ".join(map(str, tables)))
 PYEOF
 

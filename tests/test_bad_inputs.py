@@ -81,9 +81,9 @@ CONFIG_CASES = [
     C("issue-empty-figures-block", "figures:\n", E + "figures: None is not of type 'object'"),
     C("issue-no-figure-left", "unavailable_figures: {" + ALL_FIGURES + "}\n",
       E + "figures: no figure to build (this world's unavailable_figures drops every one: ['fig01', "),
-    C("issue-misspelt-top-level-key", "figure:\n  fig06: {seeds: [0]}\n",
+    C("issue-misspelt-top-level-key", "figure:\n  fig06c: {seeds: [0]}\n",
       E + "<top level>: unknown key(s) ['figure']; allowed: [", "(and x-* anchors); did you mean 'figures'?"),
-    C("issue-yaml-syntax-error", "figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n",
+    C("issue-yaml-syntax-error", "figures:\n  fig06c:\n    strategies: [naive, lora\n    seeds: [0]\n",
       "config file {overlay}, line 4, column 10: did not find expected ',' or ']' "
       "(while parsing a flow sequence at line 3, column 17)"),
     # ---- YAML files
@@ -168,8 +168,8 @@ CONFIG_CASES = [
       E + "benchmarks.sn2.generator: no module mlipft.mini.sn3"),
     C("foundation-corpus-unknown", "foundations:\n  mp0:\n    corpus: mptrjj\n",
       E + "foundations.mp0.corpus: 'mptrjj' is not a training corpus of scale 'mini' (defined: ['mptrj', 'omat'])"),
-    C("neb-reaction-unknown-halide", "figures:\n  fig06:\n    neb_reactions: [Cl_Cl, Xx_Cl]\n",
-      E + "figures.fig06.neb_reactions: SN2 reaction 'Xx_Cl': 'Xx' is not one of ('F', 'Cl', 'Br')"),
+    C("neb-reaction-unknown-halide", "figures:\n  fig06c:\n    neb_reactions: [Cl_Cl, Xx_Cl]\n",
+      E + "figures.fig06c.neb_reactions: SN2 reaction 'Xx_Cl': 'Xx' is not one of ('F', 'Cl', 'Br')"),
     C("base-variant-with-overrides", "variants:\n  base:\n    mace_args: {lr: 0.1}\n",
       E + "variants.base: the base variant is the strategy as registered; it takes no overrides"),
     # ---- values: ranges, types, duplicates
@@ -182,8 +182,8 @@ CONFIG_CASES = [
       E + "figures.sn2_test_errors.seeds.0: -1 is less than the minimum of 0"),
     C("benchmark-listed-twice", "figures:\n  sn2_test_errors:\n    benchmark: [sn2, sn2]\n",
       E + "figures.sn2_test_errors.benchmark: 'sn2' is listed twice"),
-    C("scale-override-lists-a-strategy-twice", "scales:\n  mini:\n    figures:\n      fig06: {strategies: [naive, naive]}\n",
-      E + "figures.fig06.strategies: 'naive' is listed twice"),
+    C("scale-override-lists-a-strategy-twice", "scales:\n  mini:\n    figures:\n      fig06c: {strategies: [naive, naive]}\n",
+      E + "figures.fig06c.strategies: 'naive' is listed twice"),
     C("batch_size-zero", "scales:\n  mini:\n    finetune: {batch_size: 0}\n",
       E + "scales.mini.finetune.batch_size: 0 is less than the minimum of 1"),
     C("max_num_epochs-a-string", "scales:\n  mini:\n    finetune: {max_num_epochs: '30'}\n",
@@ -268,15 +268,15 @@ def no_job_started(work: Path, out: str) -> None:
 
 
 E2E_CASES = [
-    pytest.param("figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n",
+    pytest.param("figures:\n  fig06c:\n    strategies: [naive, lora\n    seeds: [0]\n",
                  "config file {overlay}, line 4, column 10: did not find expected ',' or ']'", id="yaml-syntax-error",
                  marks=gap("Snakemake parses --configfile itself (snakemake/settings/types.py) before the Snakefile "
                            "runs; its WorkflowError 'Config file is not valid JSON or YAML' names no file and no line. "
                            "`python -m mlipft.config FILE...` names them (test_config_cli_names_the_yaml_error)")),
-    pytest.param("figures:\n  fig06:\n    seeds: [0]\n    seeds: [1]\n",
+    pytest.param("figures:\n  fig06c:\n    seeds: [0]\n    seeds: [1]\n",
                  "config file {overlay}, line 4, column 5: duplicate key 'seeds' (first at line 3; YAML would keep "
                  "only the last one)", id="duplicate-yaml-key"),
-    pytest.param("figure:\n  fig06: {seeds: [0]}\n",
+    pytest.param("figure:\n  fig06c: {seeds: [0]}\n",
                  E + "<top level>: unknown key(s) ['figure']; allowed: [", id="misspelt-top-level-key"),
     pytest.param("strategies:\n  naive:\n    mace_args: {lr: -0.001}\n",
                  E + "strategies.naive.mace_args.lr: -0.001 must be > 0", id="mace-flag-range"),

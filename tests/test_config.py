@@ -14,16 +14,16 @@ def test_default_config_is_valid(config):
 
 
 @pytest.mark.parametrize("mutate,message", [
-    (lambda c: c["figures"]["fig06"].update(strategies=["naive", "nieve"]),
-     r"figures\.fig06\.strategies: unknown strategy 'nieve'"),
-    (lambda c: c["figures"]["fig06"].update(benchmark="sn3"), r"figures\.fig06\.benchmark: unknown benchmark 'sn3'"),
-    (lambda c: c["figures"]["fig06"].update(foundation="omat"), r"figures\.fig06\.foundation: unknown foundation 'omat'"),
+    (lambda c: c["figures"]["fig06c"].update(strategies=["naive", "nieve"]),
+     r"figures\.fig06c\.strategies: unknown strategy 'nieve'"),
+    (lambda c: c["figures"]["fig06c"].update(benchmark="sn3"), r"figures\.fig06c\.benchmark: unknown benchmark 'sn3'"),
+    (lambda c: c["figures"]["fig06c"].update(foundation="omat"), r"figures\.fig06c\.foundation: unknown foundation 'omat'"),
     (lambda c: c.update(main_foundation="omat"), r"config entry main_foundation: unknown foundation 'omat'"),
-    (lambda c: c["figures"]["fig06"].update(foundation=["mp0", "omat"]), r"figures\.fig06\.foundation: unknown foundation 'omat'"),
-    (lambda c: c["figures"]["fig06"].update(e0s=["estimated", "averaged"]), r"figures\.fig06\.e0s"),
-    (lambda c: c["figures"]["fig06"].update(variants=["lr_high"]), r"figures\.fig06\.variants: unknown variant 'lr_high'"),
-    (lambda c: c["figures"]["fig06"].update(kind="violin"), r"figures\.fig06\.kind: 'violin' is not a figure kind"),
-    (lambda c: c["figures"]["fig06"].update(seedz=[0]), r"figures\.fig06: unknown key\(s\) \['seedz'\] for a figure of kind neb_profiles; allowed: \[.*'seeds'"),
+    (lambda c: c["figures"]["fig06c"].update(foundation=["mp0", "omat"]), r"figures\.fig06c\.foundation: unknown foundation 'omat'"),
+    (lambda c: c["figures"]["fig06c"].update(e0s=["estimated", "averaged"]), r"figures\.fig06c\.e0s"),
+    (lambda c: c["figures"]["fig06c"].update(variants=["lr_high"]), r"figures\.fig06c\.variants: unknown variant 'lr_high'"),
+    (lambda c: c["figures"]["fig06c"].update(kind="violin"), r"figures\.fig06c\.kind: 'violin' is not a figure kind"),
+    (lambda c: c["figures"]["fig06c"].update(seedz=[0]), r"figures\.fig06c: unknown key\(s\) \['seedz'\] for a figure of kind neb_profiles; allowed: \[.*'seeds'"),
     (lambda c: c["figures"]["sn2_test_errors"].update(neb_reactions=["Cl_Cl"]),
      r"figures\.sn2_test_errors: unknown key\(s\) \['neb_reactions'\] for a figure of kind test_errors"),
     (lambda c: c["figures"]["lpsc_test_errors"].update(evalsets=["test", "heldout"]),
@@ -34,21 +34,21 @@ def test_default_config_is_valid(config):
      r"variants\.fast\.mace_args\.lrr: not a mace_run_train .*did you mean 'lr'"),
     (lambda c: c["variants"].update(fast={"description": "d", "replay": "nope"}), r"variants\.fast\.replay: unknown replay set"),
     (lambda c: (c["variants"].update(mptrj={"description": "d", "replay": "mptrj_random"}),
-                c["figures"]["fig06"].update(variants=["mptrj"])),
-     r"figures\.fig06\.variants: mptrj on strategy scratch: variant mptrj sets a replay set, but strategy scratch is not multihead"),
+                c["figures"]["fig06c"].update(variants=["mptrj"])),
+     r"figures\.fig06c\.variants: mptrj on strategy scratch: variant mptrj sets a replay set, but strategy scratch is not multihead"),
     (lambda c: (c["variants"].update(hot={"description": "d", "mace_args": {"force_mh_ft_lr": False}}),
-                c["figures"]["fig06"].update(variants=["hot"])),
-     r"figures\.fig06\.variants: hot on strategy replay: .*force_mh_ft_lr"),
+                c["figures"]["fig06c"].update(variants=["hot"])),
+     r"figures\.fig06c\.variants: hot on strategy replay: .*force_mh_ft_lr"),
     (lambda c: c["variants"].update(base={"description": "d", "epochs_factor": 2}), r"variants\.base: the base variant"),
-    (lambda c: c.update(unavailable_figures={"fig06": "why"}), r"unavailable_figures\.fig06: the figure is still defined"),
-    (lambda c: c["figures"]["fig06"].update(fractions=[0.5, 1.5]), r"figures\.fig06\.fractions: 1\.5 is outside \(0, 1\]"),
-    (lambda c: c["figures"]["fig06"].update(fractions=[0]), r"figures\.fig06\.fractions: 0 is outside"),
+    (lambda c: c.update(unavailable_figures={"fig06c": "why"}), r"unavailable_figures\.fig06c: the figure is still defined"),
+    (lambda c: c["figures"]["fig06c"].update(fractions=[0.5, 1.5]), r"figures\.fig06c\.fractions: 1\.5 is outside \(0, 1\]"),
+    (lambda c: c["figures"]["fig06c"].update(fractions=[0]), r"figures\.fig06c\.fractions: 0 is outside"),
     (lambda c: c["figures"]["sn2_test_errors"].update(fractions=[0.1, 1.0]),
      r"figures\.sn2_test_errors\.fractions: a test_errors figure compares .* use kind: learning_curve"),
     (lambda c: c["figures"]["sn2_learning_curve"].update(fractions=[1.0]),
      r"figures\.sn2_learning_curve\.fractions: a learning_curve figure needs at least two different fractions"),
-    (lambda c: c["figures"]["fig06"].update(trainset="train_ts"), r"figures\.fig06\.trainset: 'train_ts' is not a training set"),
-    (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_I"]), r"figures\.fig06\.neb_reactions"),
+    (lambda c: c["figures"]["fig06c"].update(trainset="train_ts"), r"figures\.fig06c\.trainset: 'train_ts' is not a training set"),
+    (lambda c: c["figures"]["fig06c"].update(neb_reactions=["Cl_I"]), r"figures\.fig06c\.neb_reactions"),
     (lambda c: c.update(scale="huge"), r"config entry scale: 'huge' is not one of"),
     (lambda c: c["scales"]["mini"]["finetune"].update(epochs_by_strategy={"relpay": 50}),
      r"scales\.mini\.finetune\.epochs_by_strategy\.relpay: not a strategy .*did you mean 'replay'"),
@@ -67,8 +67,8 @@ def test_default_config_is_valid(config):
     (lambda c: c["strategies"]["naive"].update(mutlihead=False), r"strategies\.naive: unknown key\(s\) \['mutlihead'\]"),
     (lambda c: c["strategies"]["lora"]["mace_args"].update(lora_rnak=4), r"strategies\.lora\.lora_rnak: not a mace_run_train"),
     (lambda c: c.update(world="moon"), r"config entry world: 'moon' is not one of"),
-    (lambda c: c["figures"]["fig06"].update(e0s="average"), r"figures\.fig06: .*average E0s cannot be used with multihead"),
-    (lambda c: c["figures"]["fig06"].update(kind="neb_profiles", neb_reactions=[]), r"neb_reactions"),
+    (lambda c: c["figures"]["fig06c"].update(e0s="average"), r"figures\.fig06c: .*average E0s cannot be used with multihead"),
+    (lambda c: c["figures"]["fig06c"].update(kind="neb_profiles", neb_reactions=[]), r"neb_reactions"),
     (lambda c: c["foundations"]["mp0"].update(corpus="omat24"), r"foundations\.mp0\.corpus: 'omat24' is not a training corpus"),
     (lambda c: c["foundations"]["omat_small"].update(corpus=["mptrj", "test"]),
      r"foundations\.omat_small\.corpus: 'test' is not a training corpus"),
@@ -101,7 +101,7 @@ def test_bad_inputs_name_the_entry(config, mutate, message):
 
 
 def test_runs_for_figure(config):
-    runs = runs_for_figure(config, "fig06")
+    runs = runs_for_figure(config, "fig06c")
     assert [r.strategy for r in runs] == list(config["strategies"])
     scratch = next(r for r in runs if r.strategy == "scratch")
     assert scratch.e0s == "isolated" and runs[1].e0s == "estimated"
@@ -126,28 +126,31 @@ def test_grid_is_the_product_of_its_axes(config):
 
 
 def test_unique_fine_tunes_over_all_figures(config):
-    """A run shared by figures is trained once: fig06's 8 (reactant/product set), SN2's 8 full
+    """A run shared by figures is trained once: fig06c's 8 (reactant/product set), SN2's 8 full
     runs shared by sn2_test_errors and the learning curve's largest fraction, 16 more for its two
     smaller fractions, and 8 per other benchmark."""
     from mlipft.config import unique_runs
 
     per_figure = sum(len(runs_for_figure(config, f)) for f in config["figures"])
-    seven = 8 + 8 + 24 + 4 * 8  # fig06, SN2 test errors and learning curve, the other four benchmarks
+    seven = 8 + 8 + 24 + 4 * 8  # fig06c, SN2 test errors and learning curve, the other four benchmarks
     # fig03a/b, fig04a/b, fig05, fig12, fig13, fig14, fig15, fig17, fig18
     prerequisites = 4 + 4 + 4 + 4 + 8 + 3 + 3 + 6 + 3 + 16 + 8
     # fig01 (the SN2 runs), fig02 (no fine-tune), fig07 (8 on the seen reactions), fig09 (fig08's SPICE
     # runs), fig19 (3 strategies x 5 training sets)
     overview = 8 + 0 + 8 + 8 + 15
     preservation = 5 * 8  # fig10: every strategy on each benchmark at the periodic benchmarks' fifth
-    assert per_figure == seven + prerequisites + overview + preservation == 214
+    # fig06a (10 % x 3 seeds), fig06b (100 %), fig20 (both, and 10 % x 10 epochs), md_stability (NaCl, ice)
+    narrow = 8 * 3 + 8 + 8 * 5 + 2 * 8
+    assert per_figure == seven + prerequisites + overview + preservation + narrow == 302
     # shared: each figure's omat_medium/base/estimated run of the main grids (fig03a: the LPSC
-    # pseudolabel run, fig03b: fig06's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
+    # pseudolabel run, fig03b: fig06c's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
     # fig03a's, fig14: sn2_test_errors', fig17: lpsc_test_errors' eight and fig03a's mp0, fig18: fig05's)
-    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 + 3 + 3 + 2 + 2 + 8 + 2 + 2 + 5 + 2 + 7 + 4 + 8 + 11 + 16 == 139
+    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 + 3 + 3 + 2 + 2 + 8 + 2 + 2 + 5 + 2 + 7 + 4 + 8 + 11 + 16 + 40 == 179
     # fig07: all new (a training set without the held-out reactions); fig19: its naive single-phase runs
     # are fig05's, LoRA and pseudolabel on each phase (8) and the three on all phases are new; fig01 and
     # fig09 add analyses of existing runs only; fig10: SN2 and SPICE at a fifth are new (16), the periodic
-    # benchmarks' runs are their test-error figures
+    # benchmarks' runs are their test-error figures; fig20's 40 NaCl runs are new (fig06a/b are some of
+    # them), md_stability's are the NaCl and ice test-error runs
 
 
 def test_layered_config_writes_the_registry_once(root):
@@ -163,17 +166,17 @@ def test_layered_config_writes_the_registry_once(root):
         check(merged)
     paper = load_world(root / "config" / "paper.yaml")
     assert paper["figures"]["sn2_test_errors"]["seeds"] == [0, 1, 2]
-    assert paper["figures"]["fig06"]["neb_reactions"] == ["rxn1", "rxn6", "rxn17", "rxn18"]
+    assert paper["figures"]["fig06c"]["neb_reactions"] == ["rxn1", "rxn6", "rxn17", "rxn18"]
     assert "nacl_test_errors" not in paper["figures"]  # unavailable_figures, with the reason
 
 
 def test_snakemake_stops_before_any_job(config, root, tmp_path):
     """A bad config file stops `snakemake` at parse time with the entry in the message."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"figures": {"fig06": {"strategies": ["naive", "nieve"]}}}))
+    bad.write_text(yaml.safe_dump({"figures": {"fig06c": {"strategies": ["naive", "nieve"]}}}))
     snakemake = [sys.executable, "-m", "snakemake"]
-    proc = subprocess.run(snakemake + ["-n", "fig06", "--configfile", str(root / "config" / "config.yaml"), str(bad)], cwd=root,
+    proc = subprocess.run(snakemake + ["-n", "fig06c", "--configfile", str(root / "config" / "config.yaml"), str(bad)], cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    assert "figures.fig06.strategies: unknown strategy 'nieve'" in proc.stdout + proc.stderr
+    assert "figures.fig06c.strategies: unknown strategy 'nieve'" in proc.stdout + proc.stderr
     assert not (root / "results" / "mini" / "runs" / "sn2" / "train_rp" / "f1" / "mini" / "nieve").exists()

@@ -100,20 +100,20 @@ def test_store_false_flags_render_as_the_bare_flag():
 
 # ---- a value listed twice on a figure's axis ----
 @pytest.mark.parametrize("figure,key,value,message", [
-    ("fig06", "strategies", ["naive", "naive"], "figures.fig06.strategies: 'naive' is listed twice"),
+    ("fig06c", "strategies", ["naive", "naive"], "figures.fig06c.strategies: 'naive' is listed twice"),
     ("sn2_learning_curve", "fractions", [0.1, 0.10, 1.0], "figures.sn2_learning_curve.fractions: 0.1 is listed twice"),
     ("sn2_learning_curve", "fractions", [0.1, 1, 1.0],
      "figures.sn2_learning_curve.fractions: 1 and 1.0 are the same fraction (run directory f1), listed twice"),
     ("sn2_learning_curve", "fractions", [0.1, 0.1000001, 1.0],
      "figures.sn2_learning_curve.fractions: 0.1 and 0.1000001 are the same fraction (run directory f0.1), listed twice"),
-    ("fig06", "seeds", [0, 0], "figures.fig06.seeds: 0 is listed twice"),
-    ("fig06", "foundation", ["mp0", "mpa", "mp0"], "figures.fig06.foundation: 'mp0' is listed twice"),
-    ("fig06", "e0s", ["estimated", "estimated"], "figures.fig06.e0s: 'estimated' is listed twice"),
-    ("fig06", "variants", ["base", "base"], "figures.fig06.variants: 'base' is listed twice"),
+    ("fig06c", "seeds", [0, 0], "figures.fig06c.seeds: 0 is listed twice"),
+    ("fig06c", "foundation", ["mp0", "mpa", "mp0"], "figures.fig06c.foundation: 'mp0' is listed twice"),
+    ("fig06c", "e0s", ["estimated", "estimated"], "figures.fig06c.e0s: 'estimated' is listed twice"),
+    ("fig06c", "variants", ["base", "base"], "figures.fig06c.variants: 'base' is listed twice"),
     ("lpsc_test_errors", "evalsets", ["test", "test"], "figures.lpsc_test_errors.evalsets: 'test' is listed twice"),
-    ("fig06", "benchmark", ["sn2", "sn2"], "figures.fig06.benchmark: 'sn2' is listed twice"),
-    ("fig06", "trainset", ["train_rp", "train_rp"], "figures.fig06.trainset: 'train_rp' is listed twice"),
-    ("fig06", "neb_reactions", ["Cl_Cl", "Br_Br", "Cl_Cl"], "figures.fig06.neb_reactions: 'Cl_Cl' is listed twice"),
+    ("fig06c", "benchmark", ["sn2", "sn2"], "figures.fig06c.benchmark: 'sn2' is listed twice"),
+    ("fig06c", "trainset", ["train_rp", "train_rp"], "figures.fig06c.trainset: 'train_rp' is listed twice"),
+    ("fig06c", "neb_reactions", ["Cl_Cl", "Br_Br", "Cl_Cl"], "figures.fig06c.neb_reactions: 'Cl_Cl' is listed twice"),
 ])
 def test_duplicates_in_list_axes(config, figure, key, value, message):
     config["figures"][figure][key] = value
@@ -167,10 +167,10 @@ def test_misspelt_top_level_key(config):
 
 
 def test_misspelt_figure_key(config):
-    config["figures"]["fig06"]["seed"] = config["figures"]["fig06"].pop("seeds")
+    config["figures"]["fig06c"]["seed"] = config["figures"]["fig06c"].pop("seeds")
     with pytest.raises(ConfigError) as err:
         check(config)
-    assert str(err.value).startswith(E + "figures.fig06: unknown key(s) ['seed'] for a figure of kind neb_profiles; allowed: [")
+    assert str(err.value).startswith(E + "figures.fig06c: unknown key(s) ['seed'] for a figure of kind neb_profiles; allowed: [")
     assert str(err.value).endswith("; did you mean 'seeds'?")
 
 
@@ -185,7 +185,7 @@ def test_misspelt_nested_key(config):
 # ---- YAML files: duplicate keys and syntax errors name the file, line and column ----
 def test_duplicate_yaml_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("figures:\n  fig06:\n    seeds: [0]\n    strategies: [naive]\n    seeds: [1]\n")
+    bad.write_text("figures:\n  fig06c:\n    seeds: [0]\n    strategies: [naive]\n    seeds: [1]\n")
     with pytest.raises(ConfigError) as err:
         load(bad)
     assert str(err.value) == (f"config file {bad}, line 5, column 5: duplicate key 'seeds' (first at line 3; "
@@ -212,7 +212,7 @@ def test_merge_key_may_be_overridden(tmp_path):
 
 def test_yaml_syntax_error(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n")
+    bad.write_text("figures:\n  fig06c:\n    strategies: [naive, lora\n    seeds: [0]\n")
     with pytest.raises(ConfigError) as err:
         load(bad)
     assert str(err.value) == (f"config file {bad}, line 4, column 10: did not find expected ',' or ']' "
@@ -230,7 +230,7 @@ def test_check_files(root, tmp_path):
     committed = [root / "config" / name for name in ("shared.yaml", "config.yaml", "paper.yaml")]
     check_files(committed)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("figures:\n  fig06:\n    neb_reactions: [Cl_Cl]\n    neb_reactions: [Br_Br]\n")
+    bad.write_text("figures:\n  fig06c:\n    neb_reactions: [Cl_Cl]\n    neb_reactions: [Br_Br]\n")
     with pytest.raises(ConfigError, match=rf"^config file {bad}, line 4, column 5: duplicate key 'neb_reactions'"):
         check_files([*committed, bad])
     top = tmp_path / "list.yaml"
@@ -246,7 +246,7 @@ def test_committed_worlds_pass(root):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("figures:\n  fig06:\n    seeds: [0]\n    seeds: [1]\n",
+    ("figures:\n  fig06c:\n    seeds: [0]\n    seeds: [1]\n",
      "line 4, column 5: duplicate key 'seeds' (first at line 3; YAML would keep only the last one)"),
     ("strategies:\n  lora:\n    mace_args: {lora_rank: four}\n",
      "config entry strategies.lora.mace_args.lora_rank: 'four' is not a valid int (mace_run_train --lora_rank)"),
@@ -254,7 +254,7 @@ def test_committed_worlds_pass(root):
 def test_snakemake_stops_before_any_job(root, tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "fig06", "--configfile",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "fig06c", "--configfile",
                            str(root / "config" / "config.yaml"), str(bad)],
                           cwd=root, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
@@ -273,7 +273,7 @@ def test_config_cli_passes_the_committed_worlds(capsys):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("figures:\n  fig06:\n    strategies: [naive, lora\n    seeds: [0]\n",
+    ("figures:\n  fig06c:\n    strategies: [naive, lora\n    seeds: [0]\n",
      "line 4, column 10: did not find expected ',' or ']' (while parsing a flow sequence at line 3, column 17)"),
     ("seed: 1\nseed: 2\n", "line 2, column 1: duplicate key 'seed' (first at line 1; YAML would keep only the last one)"),
     ("scale:\tmini\n\tseed: 1\n",

@@ -28,7 +28,7 @@ def test_every_kind_is_a_module_and_a_schema_branch(root):
     assert set(figures.kinds()) == branches == {"test_errors", "learning_curve", "neb_profiles", "violins", "cross_phase",
                                                          "loss_curves", "phase_blocks", "near_transfer",
                                                          "strategy_blocks", "benchmarks_overview",
-                                                         "torsion_scans", "preservation"}
+                                                         "torsion_scans", "preservation", "md_rdfs", "md_stability"}
     with pytest.raises(KeyError, match="no figure kind 'violin'"):
         figures.kind("violin")  # violins is one
 
@@ -156,10 +156,10 @@ def test_test_errors_figure_over_foundations_e0s_and_evalsets(tmp_path):
 
 def test_caption_names_world_scale_grid_and_paper(config):
     config["scale"] = "smoke"
-    text = figures.caption(config, "fig06")
+    text = figures.caption(config, "fig06c")
     assert "World:* mini, scale smoke" in text and "strategy: scratch, naive" in text
     assert "The paper's version:* Fig. 6c" in text
-    json.dumps(figures.spec(config, "fig06"))  # what the rules pass to collect and plot
+    json.dumps(figures.spec(config, "fig06c"))  # what the rules pass to collect and plot
 
 
 def test_convergence_joins_the_trainable_table_and_marks_the_figure(tmp_path):

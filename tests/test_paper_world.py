@@ -209,7 +209,7 @@ def test_triplets_recipe_on_real_samples(tmp_path):
     assert len(triplets) == 30 and "rxn17" in triplets
     r, ts, p = triplets["rxn17"]  # ethyl chloride + F-
     assert (r.info["R4"], r.info["lg"]) == ("CH3", "Cl") and 0.0 < ts.info[ENERGY_KEY] - r.info[ENERGY_KEY] < 1.0
-    neb = ["rxn1", "rxn6", "rxn17", "rxn18"]  # the reactions of config/paper.yaml's fig06
+    neb = ["rxn1", "rxn6", "rxn17", "rxn18"]  # the reactions of config/paper.yaml's fig06c
     summary = paper.build_benchmark("sn2_triplets", conv, {"n_train": 12, "n_valid": 6, "n_test": 8}, seed=0,
                                     neb_reactions=neb, out_dir=tmp_path / "bench")
     assert summary["files"]["train"] == 36 and summary["files"]["isolated_atoms"] == 7
@@ -274,7 +274,7 @@ def test_paper_config_is_valid(paper_config):
     mini = load_world(ROOT / "config" / "config.yaml")
     assert paper_config["strategies"] == mini["strategies"]
     # every paper-world figure exists in the mini world with the same kind (the mini world also
-    # has the other four benchmarks' figures; the paper world wires SN2 only so far)
+    # has the other benchmarks' figures; the paper world wires SN2, NaCl and ice so far)
     assert set(paper_config["figures"]) <= set(mini["figures"])
     for name, fig in paper_config["figures"].items():
         assert fig["kind"] == mini["figures"][name]["kind"], name
@@ -291,7 +291,7 @@ def test_paper_config_is_valid(paper_config):
     (lambda c: c["benchmarks"]["sn2"]["sources"].update(isolated="sn2_e0"), r"benchmarks\.sn2\.sources\.isolated: 'sn2_e0'"),
     (lambda c: c["benchmarks"]["sn2"]["validsets"].update(train_rp="valid_ts"),
      r"benchmarks\.sn2: recipe sn2_triplets writes no valid_ts\.xyz"),
-    (lambda c: c["figures"]["fig06"].update(neb_reactions=["Cl_Br"]), r"figures\.fig06\.neb_reactions: .*rxn<rxn-id>"),
+    (lambda c: c["figures"]["fig06c"].update(neb_reactions=["Cl_Br"]), r"figures\.fig06c\.neb_reactions: .*rxn<rxn-id>"),
     (lambda c: c["benchmarks"]["sn2"].pop("recipe"), r"benchmarks\.sn2: 'recipe' is a required property"),
     (lambda c: c["foundations"].update(mini={"kind": "pretrain", "description": "x", "corpus": "mptrj", "model": {}}),
      r"foundations\.mini"),
@@ -333,6 +333,12 @@ def expected_jobs(config: dict) -> dict[str, int]:
                    for r in runs_for_figure(config, fig) for e in evalsets(config, fig)}
     nebs = {r for fig, spec in config["figures"].items() if spec["kind"] in ("neb_profiles", "near_transfer")
             for r in runs_for_figure(config, fig)}
+    # MD of the models (RDF figures: one MD and its RDFs per run), MD stability, and the reference
+    # MLIP (and its RDFs) of each benchmark an RDF figure compares with
+    mds = {r for fig, spec in config["figures"].items() if spec["kind"] == "md_rdfs" for r in runs_for_figure(config, fig)}
+    stability = {r for fig, spec in config["figures"].items() if spec["kind"] == "md_stability"
+                 for r in runs_for_figure(config, fig)}
+    references = {r.benchmark for r in mds}
     zeroshot = {(b, config["main_foundation"], "test") for spec in config["figures"].values()
                 if spec["kind"] == "benchmarks_overview" for b in spec["benchmark"]}
     derived = {(r.benchmark, name) for r in runs for name in
@@ -369,12 +375,16 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "finetune": len(runs),
         "evaluate_errors": len(evaluations),
         "run_neb": len(nebs),
+        "run_md": len(mds),
+        "rdf": len(mds),
+        "run_stability": len(stability),
         "all_figures": 1,
     }
     jobs.update({f"build_benchmark_{b}": 1 for b in benchmarks})
+    jobs.update({f"{rule}_{b}": 1 for b in references for rule in ("reference_mlip", "reference_rdf")})
     for fig in config["figures"]:
         jobs[f"collect_{fig}"] = jobs[f"plot_{fig}"] = 1
-    return jobs
+    return {rule: n for rule, n in jobs.items() if n}  # a rule without jobs is not in the table
 
 
 def test_dry_run_resolves_the_paper_dag(paper_config):
@@ -396,6 +406,17 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     n_strategies = len(strategy_names(paper_config, "sn2_test_errors"))
     # fig07: every strategy once more, on the training set without the held-out reactions (fig01 reads
     # sn2_test_errors' runs)
-    assert stats["finetune"] == n_strategies * (1 + 3 * 3) + 5 + 2 + 5 + n_strategies == 100
-    # r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's combined set)
-    assert stats["download"] == 12
+    sn2 = n_strategies * (1 + 3 * 3) + 5 + 2 + 5 + n_strategies
+    # NaCl: every strategy at 10 % of the data (three seeds, and once with 10x epochs) and at 100 %
+    # (fig06a/b, fig20; the 100 % runs are nacl_test_errors' and md_stability's). Ice: every strategy on
+    # the combined set (ice_test_errors, md_stability); fig19: naive, LoRA and pseudolabel on the four
+    # single phases (on the combined set they are ice_test_errors'); fig05: naive with averaged E0s on
+    # each phase (the estimated ones are fig19's); fig12: two more loss-weight variants of naive on Ih
+    nacl = n_strategies * (3 + 1 + 1)
+    ice = n_strategies + 3 * 4 + 4 + 2
+    assert stats["finetune"] == sn2 + nacl + ice == 166
+    assert stats["run_md"] == stats["rdf"] == nacl and stats["run_stability"] == 2 * n_strategies
+    assert stats["reference_mlip_nacl"] == stats["reference_rdf_nacl"] == 1
+    # SN2: r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's
+    # combined set); NaCl: the MP2 data; ice: a training and a validation file per phase
+    assert stats["download"] == 12 + 1 + 8

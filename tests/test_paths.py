@@ -25,7 +25,7 @@ def test_patterns_and_concrete_paths_agree():
     assert parse_trainset(p.trainset(run)) == {"benchmark": "ice", "trainset": "train", "fraction": "1", "seed": "0"}
     assert p.bench_file("ice", "test") == "data/mini/smoke/benchmarks/ice/test.xyz"
     assert p.bench_file("nacl", "rdf_reference.csv").endswith("nacl/rdf_reference.csv")
-    assert p.table("fig06", "neb_barriers") == "res/tables/fig06_neb_barriers.csv"
+    assert p.table("fig06c", "neb_barriers") == "res/tables/fig06c_neb_barriers.csv"
 
 
 def test_paths_outside_the_layout_are_refused():

@@ -17,8 +17,8 @@ from mlipft.paths import Paths, Run
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-#: Figures kept from the mini world, made small (fig06: 1 run, sn2_test_errors: 2 runs, one multihead).
-FIGURES = {"fig06": {"strategies": ["naive"]}, "sn2_test_errors": {"strategies": ["naive", "replay"]}}
+#: Figures kept from the mini world, made small (fig06c: 1 run, sn2_test_errors: 2 runs, one multihead).
+FIGURES = {"fig06c": {"strategies": ["naive"]}, "sn2_test_errors": {"strategies": ["naive", "replay"]}}
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,13 @@ def jobs_of(p: Paths) -> dict[str, tuple[str, float, float, float]]:
         return p.pattern(name, **run.keys(), **keys)
 
     return {
-        # fig06: wall 172 - 8 = 164, sum wall 150, sum CPU 131
+        # fig06c: wall 172 - 8 = 164, sum wall 150, sum CPU 131
         "subsample_rp": (bench("benchmark:subsample_trainset@trainset", r["rp"]), 2, 1, 10),
         "e0s_rp": (bench("benchmark:fit_e0s@e0s", r["rp"]), 15, 14, 30),
         "finetune_rp": (bench("benchmark:finetune", r["rp"]), 100, 90, 130),
         "neb_rp": (bench("benchmark:run_neb", r["rp"]), 25, 20, 160),
-        "collect_fig06": (p.bench("collect", "fig06"), 3, 2, 165),
-        "plot_fig06": (p.bench("plot", "fig06"), 5, 4, 172),
+        "collect_fig06c": (p.bench("collect", "fig06c"), 3, 2, 165),
+        "plot_fig06c": (p.bench("plot", "fig06c"), 5, 4, 172),
         # sn2_test_errors: wall 220 - 0 = 220, sum wall 327, sum CPU 302; errors of `replay` missing
         "subsample": (bench("benchmark:subsample_trainset@trainset", r["naive"]), 1, 0.5, 5),
         "e0s": (bench("benchmark:fit_e0s@e0s", r["naive"]), 18, 17, 25),
@@ -103,7 +103,7 @@ def test_collect_benchmarks(util, tree):
 def test_figure_jobs(util, world, tree):
     names = jobs_of(tree)
     expected = {
-        "fig06": ["subsample_rp", "e0s_rp", "finetune_rp", "neb_rp", "collect_fig06", "plot_fig06"],
+        "fig06c": ["subsample_rp", "e0s_rp", "finetune_rp", "neb_rp", "collect_fig06c", "plot_fig06c"],
         "sn2_test_errors": ["subsample", "e0s", "finetune_naive", "replay_set", "finetune_replay", "errors_naive",
                             None, "collect_errors", "plot_errors"],
     }
@@ -119,14 +119,14 @@ def test_figure_table_and_missing(util, world, tree):
     jobs = util.collect_benchmarks(tree.results)
     table, missing = util.figure_table(jobs, world, tree)
     table = table.set_index("figure")
-    assert table.loc["fig06"].to_dict() == {"kind": "neb_profiles", "found": 6, "expected": 6, "missing": 0,
+    assert table.loc["fig06c"].to_dict() == {"kind": "neb_profiles", "found": 6, "expected": 6, "missing": 0,
                                             "wall_s": 164.0, "sum_wall_s": 150.0, "sum_cpu_s": 131.0,
                                             "concurrency": 150 / 164}
     assert table.loc["sn2_test_errors"].to_dict() == {"kind": "test_errors", "found": 8, "expected": 9, "missing": 1,
                                                       "wall_s": 220.0, "sum_wall_s": 327.0, "sum_cpu_s": 302.0,
                                                       "concurrency": 327 / 220}
     replay = runs()["replay"]
-    assert missing == {"fig06": [], "sn2_test_errors": [os.path.normpath(
+    assert missing == {"fig06c": [], "sn2_test_errors": [os.path.normpath(
         tree.pattern("benchmark:evaluate_errors@errors", **replay.keys(), evalset="test"))]}
 
 
@@ -161,7 +161,7 @@ def test_top_jobs_and_rules(util, tree):
 
 def test_report_text_and_markdown(util, world, tree):
     text = util.report(world, tree, cores=2, top=2)
-    for line in ["fig06 neb_profiles     6        6       0  164.0      150.0     131.0       0.915",
+    for line in ["fig06c neb_profiles     6        6       0  164.0      150.0     131.0       0.915",
                  "utilisation = CPU / (wall x cores)               0.739",
                  "packing = job wall sum / (wall x cores)               0.823", "Longest jobs (top 2)",
                  "sn2_test_errors: 1 of 9 expected jobs have no benchmark file",
@@ -174,7 +174,7 @@ def test_report_text_and_markdown(util, world, tree):
     assert "### Whole run" in md
     assert "| figure | kind | found | expected | missing | wall_s | sum_wall_s | sum_cpu_s | concurrency |" in md
     assert "|---|---|---:|---:|---:|---:|---:|---:|---:|" in md
-    assert "| fig06 | neb_profiles | 6 | 6 | 0 | 164.0 | 150.0 | 131.0 | 0.915 |" in md
+    assert "| fig06c | neb_profiles | 6 | 6 | 0 | 164.0 | 150.0 | 131.0 | 0.915 |" in md
     assert f"- `benchmarks/evaluate_errors/{runs()['replay'].path}/errors/test.tsv`" in md
 
 

@@ -107,17 +107,17 @@ def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
 
 
 def test_no_config_string_reaches_a_shell_unquoted(smoke_run, root):
-    """A results_dir with a space, a semicolon and a command in it builds fig06 (on the smoke
+    """A results_dir with a space, a semicolon and a command in it builds fig06c (on the smoke
     mini world already made) and runs nothing it names: every path and config string is quoted."""
     work = smoke_run.parent.parent
     evil = "res dir;touch INJECTED;#"
-    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "fig06", "--cores", "2",
+    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "fig06c", "--cores", "2",
                                        "--config", "scale=smoke", f"results_dir={evil}"],
                           capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert not list(work.rglob("INJECTED")) and not (root / "INJECTED").exists()
-    barriers = pd.read_csv(work / evil / "tables" / "fig06_neb_barriers.csv")
-    reference = pd.read_csv(smoke_run / "tables" / "fig06_neb_barriers.csv")
+    barriers = pd.read_csv(work / evil / "tables" / "fig06c_neb_barriers.csv")
+    reference = pd.read_csv(smoke_run / "tables" / "fig06c_neb_barriers.csv")
     pd.testing.assert_series_equal(barriers.error_ev, reference.error_ev)  # the same runs, elsewhere
 
 
@@ -135,9 +135,9 @@ def test_error_table_has_every_strategy(smoke_run, config):
 
 
 def test_neb_table_compares_to_reference(smoke_run, config):
-    barriers = pd.read_csv(smoke_run / "tables" / "fig06_neb_barriers.csv")
+    barriers = pd.read_csv(smoke_run / "tables" / "fig06c_neb_barriers.csv")
     assert set(barriers.strategy) == set(config["strategies"])
-    assert set(barriers.reaction) == set(config["figures"]["fig06"]["neb_reactions"])
+    assert set(barriers.reaction) == set(config["figures"]["fig06c"]["neb_reactions"])
     assert (barriers.barrier_reference_ev > 0).all()
 
 
@@ -152,10 +152,10 @@ def test_replotting_reruns_no_training(smoke_run, root):
     """Touching the plotting code re-runs only the plot rules (showyourwork's separation)."""
     work = smoke_run.parent.parent
     proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "-n",
-                                       "--forcerun", "plot_fig06", "--config", "scale=smoke"],
+                                       "--forcerun", "plot_fig06c", "--config", "scale=smoke"],
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
-    assert "plot_fig06" in out and "finetune" not in out.split("Job stats:")[-1]
+    assert "plot_fig06c" in out and "finetune" not in out.split("Job stats:")[-1]
 
 
 def test_every_strategy_fine_tunes_on_every_benchmark(smoke_run, config):

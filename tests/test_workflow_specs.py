@@ -47,7 +47,7 @@ def test_evalset_files_and_neb_reactions(config):
     assert wf.evalset_file(config, p, "lpsc", "test").endswith("lpsc/test.xyz")
     config["benchmarks"]["sn2"]["evalsets"] = {"pretraining": {"corpus": "test"}}
     assert wf.evalset_file(config, p, "sn2", "pretraining") == "data/mini/mini/corpora/test/test.xyz"
-    assert wf.neb_reactions(config, "sn2") == sorted(config["figures"]["fig06"]["neb_reactions"])
+    assert wf.neb_reactions(config, "sn2") == sorted(config["figures"]["fig06c"]["neb_reactions"])
     assert wf.neb_reactions(config, "nacl") == []
 
 
@@ -57,8 +57,8 @@ def test_figure_inputs_come_from_the_kind(config):
     assert set(inputs) == {"errors", "trainable", "loss_curves", "trainsets"}
     assert len(inputs["errors"]) == 8 * 3 and len(inputs["trainsets"]) == 3
     assert all(f.endswith("/errors/test.csv") for f in inputs["errors"])
-    assert wf.figure_tables(config, p, "fig06") == {"neb_profiles": "results/mini/tables/fig06_neb_profiles.csv",
-                                                   "neb_barriers": "results/mini/tables/fig06_neb_barriers.csv"}
+    assert wf.figure_tables(config, p, "fig06c") == {"neb_profiles": "results/mini/tables/fig06c_neb_profiles.csv",
+                                                   "neb_barriers": "results/mini/tables/fig06c_neb_barriers.csv"}
     assert wf.role_args({"a": ["x y", "z"]}) == "'a=x y' a=z"
 
 
@@ -121,7 +121,7 @@ def test_committed_mini_world_is_verified_when_used(config, root, tmp_path):
     shutil.copytree(root / "data" / "mini" / "mini", tmp_path / "data" / "mini" / "mini")
     bad = tmp_path / "data" / "mini" / "mini" / "benchmarks" / "sn2" / "test.xyz"
     bad.write_text(bad.read_text().replace("Cl", "Br", 1))
-    snakemake = [sys.executable, "-m", "snakemake", "-n", "fig06"]
+    snakemake = [sys.executable, "-m", "snakemake", "-n", "fig06c"]
     proc = subprocess.run(snakemake, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -301,6 +301,27 @@ def grid(config: dict, figure: str) -> dict[str, list]:
     return axes
 
 
+def conditions(config: dict, figure: str) -> list[dict]:
+    """The conditions of a figure (``conditions:``, e.g. Fig. 20's "10 %", "10 %, 10x epochs",
+    "100 %"): each a label and the grid axes fraction, variant and seed it overrides, resolved
+    against the figure's own axes. A figure without conditions is one condition (label "") of
+    its whole grid. The figure's runs are the union over its conditions."""
+    axes = grid(config, figure)
+    entry = config["figures"][figure]
+    out = []
+    for cond in entry.get("conditions") or [{"label": ""}]:
+        resolved = {"label": cond.get("label", "")}
+        for axis, key in (("fraction", "fractions"), ("variant", "variants"), ("seed", "seeds")):
+            value = cond.get(key)
+            if value is None:
+                resolved[axis] = axes[axis]
+            else:
+                resolved[axis] = [format_fraction(v) for v in as_list(value)] if axis == "fraction" \
+                    else [int(v) for v in as_list(value)] if axis == "seed" else as_list(value)
+        out.append(resolved)
+    return out
+
+
 def evalsets(config: dict, figure: str) -> list[str]:
     """Evaluation sets a figure's error analyses run on (``test`` when unset)."""
     return as_list(config["figures"][figure].get("evalsets", "test"))
@@ -463,6 +484,15 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
 
     where = f"config entry figures.{name}"
     axes = grid(config, name)
+    for i, cond in enumerate(fig.get("conditions") or []):  # conditions' axes are checked as the grid's
+        for axis, key in (("fraction", "fractions"), ("variant", "variants"), ("seed", "seeds")):
+            for value in as_list(cond.get(key, [])):
+                value = format_fraction(value) if axis == "fraction" else value
+                if axis == "variant" and value not in {"base", *(config.get("variants") or {})}:
+                    raise ConfigError(f"{where}.conditions[{i}].variants: unknown variant {value!r} "
+                                      f"(defined: {sorted({'base', *(config.get('variants') or {})})})")
+                if value not in axes[axis]:
+                    axes[axis].append(value)
     known = {"benchmark": config["benchmarks"], "foundation": config["foundations"], "strategy": strategies,
              "variant": {"base": None, **(config.get("variants") or {})}}
     for axis, values in axes.items():
@@ -578,18 +608,23 @@ def check_paper(config: dict, root: str | Path = ROOT) -> None:
 
 def runs_for_figure(config: dict, figure: str) -> list[Run]:
     """Every fine-tune of a figure: the product of its grid's axes (a strategy's own E0 mode
-    replaces the figure's, so from-scratch runs collapse onto isolated E0s), without repeats."""
+    replaces the figure's, so from-scratch runs collapse onto isolated E0s), without repeats;
+    with ``conditions``, the union of each condition's product (:func:`conditions`)."""
     import itertools
 
     axes = grid(config, figure)
     strategies = strategies_from_config(config)
     runs = []
-    # strategy-major, fractions and seeds innermost: the order of the figures' table rows
-    for bench, trainset, found, strat, e0, variant, fraction, seed in itertools.product(
-            *(axes[a] for a in ("benchmark", "trainset", "foundation", "strategy", "e0s", "variant", "fraction", "seed"))):
-        run = Run(bench, trainset, fraction, found, strat, effective_e0_mode(strategies[strat], e0), variant, int(seed))
-        if run not in runs:
-            runs.append(run)
+    for cond in conditions(config, figure):
+        cond_axes = {**axes, **{a: cond[a] for a in ("fraction", "variant", "seed")}}
+        # strategy-major, fractions and seeds innermost: the order of the figures' table rows
+        for bench, trainset, found, strat, e0, variant, fraction, seed in itertools.product(
+                *(cond_axes[a] for a in ("benchmark", "trainset", "foundation", "strategy", "e0s", "variant",
+                                         "fraction", "seed"))):
+            run = Run(bench, trainset, fraction, found, strat, effective_e0_mode(strategies[strat], e0), variant,
+                      int(seed))
+            if run not in runs:
+                runs.append(run)
     return runs
 
 

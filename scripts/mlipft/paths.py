@@ -49,6 +49,9 @@ RUN_FILES = {
     "predictions": "errors/{evalset}_predictions.xyz",  # temporary: mace_eval_configs output
     "neb": "neb.csv",
     "torsions": "torsions.csv",
+    "md": "md.extxyz",            # model MD: every replica's recorded frames (info replica, step, time_fs)
+    "rdf": "rdf.csv",             # RDFs of that MD: part (all, half1, half2, replica<k>), pair, r, g(r)
+    "stability": "stability.csv",  # MD stability: one row per protocol and replica
 }
 #: Errors of a foundation before any fine-tuning (zero-shot) on an evaluation set of a benchmark.
 ZEROSHOT = "zeroshot/{benchmark}/{foundation}/{evalset}.csv"

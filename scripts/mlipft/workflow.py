@@ -116,6 +116,44 @@ def pretrain_spec(config: dict, foundation: str, train: list[str], valid: list[s
     })
 
 
+def md_entry(config: dict, benchmark: str, where: str = "") -> dict:
+    """A benchmark's ``md`` entry (start structure, RDF pairs, reference); a clear error when absent."""
+    entry = config["benchmarks"][benchmark].get("md")
+    if not entry:
+        raise KeyError(f"config entry benchmarks.{benchmark}.md is not set: {benchmark} declares no MD start "
+                       f"structure{' (needed by ' + where + ')' if where else ''}")
+    return entry
+
+
+def reference_files(config: dict, p: Paths, benchmark: str) -> dict[str, str]:
+    """The reference MLIP of a benchmark's liquid structure (the paper's Behler-Parrinello
+    network, here a MACE model trained from scratch on every target-level frame), next to the
+    benchmark's files: model, loss curves, trainable counts and the RDFs of its long MD."""
+    return {"model": p.bench_file(benchmark, "reference_mlip.model"),
+            "loss_curves": p.bench_file(benchmark, "reference_mlip_loss_curves.csv"),
+            "trainable": p.bench_file(benchmark, "reference_mlip_trainable.json"),
+            "e0s": p.bench_file(benchmark, "reference_mlip_e0s.json"),
+            "rdf": p.bench_file(benchmark, md_entry(config, benchmark)["reference_rdf"])}
+
+
+def reference_spec(config: dict, benchmark: str, train: list[str], valid: list[str]) -> str:
+    """The JSON spec (mlipft.train) of a benchmark's reference MLIP: the registry's ``scratch``
+    strategy with the main foundation's architecture, isolated-atom E0s, and the scale's
+    ``reference`` epochs, trained on every given file."""
+    found = config["foundations"][config["main_foundation"]]
+    sc = scale(config)["reference"]
+    return json.dumps({
+        "strategy_name": "scratch", "strategy": config["strategies"]["scratch"],
+        "e0_mode": "isolated", "name": "reference", "seed": int(config["seed"]),
+        "train_file": list(train), "valid_file": list(valid),
+        "max_num_epochs": sc["max_num_epochs"], "batch_size": sc["batch_size"],
+        "device": config["device"], "default_dtype": config["default_dtype"],
+        "common": config["training"]["common"],
+        "compute_stress": bool(config["benchmarks"][benchmark].get("compute_stress", False)),
+        "scratch_model": {k: v for k, v in found.get("model", {}).items() if k != "atomic_numbers"},
+    })
+
+
 # ---- data validation ----
 
 def verify_committed(config: dict, p: Paths) -> list[str]:
@@ -379,6 +417,12 @@ def mini_world_files(config: dict, p: Paths) -> dict[str, tuple[str, str]]:
             entries[f"{folder}/{name}"] = (level, "pretrain_foundation")
         entries[f"{folder}/quality.csv"] = ("evaluation", "foundation_quality")
     entries[f"{p.data}/foundation_quality.csv"] = ("evaluation", "foundation_quality_table")
+    for bench, spec in config["benchmarks"].items():
+        if (spec.get("md") or {}).get("reference_rdf"):
+            level = f"MACE trained from scratch on the {bench} benchmark ({levels[bench]}): its reference MLIP"
+            for role, path in reference_files(config, p, bench).items():
+                entries[path] = (level if role != "rdf" else f"MD of the {bench} reference MLIP",
+                                 f"reference_{'rdf' if role == 'rdf' else 'mlip'}_{bench}")
     return entries
 
 

@@ -10,11 +10,13 @@ functions, and the same CSV format (``pair,r_angstrom,g_r``: :func:`write_rdf_cs
 CLI::
 
     python -m mlipft.analysis.rdf rdf --trajectory traj.extxyz [more.extxyz ...] --pairs Cl-O Na-O
-        [--r-max 4.15] [--nbins 40] --output rdf.csv
+        [--r-max 4.15] [--nbins 40] [--parts] --output rdf.csv
     python -m mlipft.analysis.rdf emd --reference rdf_reference.csv --model rdf.csv
         [--pairs Cl-O Na-O] --output emd.csv
 
-``rdf`` takes every frame of the trajectories (same atoms in each; a 3D cell); ``--r-max`` and
+``rdf`` takes every frame of the trajectories (same atoms in each; a 3D cell); with ``--parts``
+it writes the parts of :func:`split_parts` too (a ``part`` column: all, the two halves whose EMD
+is the noise floor, each replica); ``--r-max`` and
 ``--nbins`` default to the ``rdf_r_max`` and ``rdf_nbins`` of the first frame's info (the keys
 the mini world's ``md_start.xyz``, and so a model MD started from it, carry). ``emd`` writes one
 row per pair (columns ``pair,emd_angstrom``), on the pairs both files share unless ``--pairs``.
@@ -157,6 +159,53 @@ def read_rdf_csv(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {p: (np.array([x[0] for x in v]), np.array([x[1] for x in v])) for p, v in rows.items()}
 
 
+def split_parts(frames: list[Atoms]) -> dict[str, list[Atoms]]:
+    """The frames of a multi-replica MD (``info['replica']``, default 0) as the parts the
+    figures compare: ``all`` (every frame), ``half1``/``half2`` (the first and second half of
+    each replica's frames in order, pooled over replicas: two independent estimates whose EMD is
+    the noise floor of the whole) and ``replica<k>`` (each replica alone: the spread)."""
+    by_replica: dict[int, list[Atoms]] = {}
+    for frame in frames:
+        by_replica.setdefault(int(frame.info.get("replica", 0)), []).append(frame)
+    parts: dict[str, list[Atoms]] = {"all": list(frames), "half1": [], "half2": []}
+    for replica, own in sorted(by_replica.items()):
+        if len(own) < 2:
+            raise ValueError(f"replica {replica} has {len(own)} frame(s); halves need at least 2")
+        half = len(own) // 2
+        parts["half1"] += own[:half]
+        parts["half2"] += own[half:2 * half]
+        parts[f"replica{replica}"] = own
+    return parts
+
+
+def rdf_parts(frames: list[Atoms], pairs: list[str], r_max: float, nbins: int) -> dict[str, dict[str, tuple]]:
+    """``{part: {pair: (r, g)}}`` of :func:`split_parts` with :func:`compute_rdf`."""
+    return {part: {pair: compute_rdf(own, pair, r_max, nbins) for pair in pairs}
+            for part, own in split_parts(frames).items()}
+
+
+def write_rdf_parts_csv(path, parts: dict[str, dict[str, tuple]]) -> None:
+    """Write ``{part: {pair: (r, g)}}`` as CSV with columns ``part,pair,r_angstrom,g_r`` (atomically)."""
+    rows = [{"part": part, "pair": pair, "r_angstrom": round(float(ri), 6), "g_r": round(float(gi), 8)}
+            for part, rdfs in parts.items() for pair, (r, g) in rdfs.items() for ri, gi in zip(r, g)]
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=["part", "pair", "r_angstrom", "g_r"]).to_csv(tmp, index=False)
+
+
+def read_rdf_parts(path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """``{part: {pair: (r, g)}}`` of a CSV of :func:`write_rdf_parts_csv`; a CSV without a
+    ``part`` column (:func:`write_rdf_csv`) is the single part ``all``."""
+    frame = pd.read_csv(path)
+    missing = {"pair", "r_angstrom", "g_r"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not an RDF CSV (columns {sorted(missing)} missing)")
+    if "part" not in frame.columns:
+        frame["part"] = "all"
+    return {part: {pair: (sub.r_angstrom.to_numpy(float), sub.g_r.to_numpy(float))
+                   for pair, sub in own.groupby("pair", sort=False)}
+            for part, own in frame.groupby("part", sort=False)}
+
+
 def rdf_emds(reference: dict[str, tuple[np.ndarray, np.ndarray]],
              model: dict[str, tuple[np.ndarray, np.ndarray]], pairs: list[str] | None = None) -> dict[str, float]:
     """``{pair: EMD}`` (A) between two sets of RDFs (as :func:`read_rdf_csv` returns them) on
@@ -193,6 +242,8 @@ def main(argv=None) -> None:
     rd.add_argument("--pairs", nargs="+", required=True, help="element pairs, e.g. Cl-O Na-O")
     rd.add_argument("--r-max", type=float, help="upper edge (A); default info['rdf_r_max'] of the first frame")
     rd.add_argument("--nbins", type=int, help="histogram bins; default info['rdf_nbins'] of the first frame")
+    rd.add_argument("--parts", action="store_true",
+                    help="write every part of split_parts (all, half1, half2, replica<k>) with a part column")
     rd.add_argument("--output", required=True)
     em = sub.add_parser("emd", help="EMD between the RDFs of two CSVs -> CSV (pair, emd_angstrom)")
     em.add_argument("--reference", required=True, help="reference RDF CSV")
@@ -208,10 +259,15 @@ def main(argv=None) -> None:
         where = str(args.trajectory[0])
         r_max = float(_from_info(frames[0], args.r_max, "rdf_r_max", "--r-max", where))
         nbins = int(_from_info(frames[0], args.nbins, "rdf_nbins", "--nbins", where))
-        rdfs = {pair: compute_rdf(frames, pair, r_max, nbins) for pair in args.pairs}
         log.info("RDFs %s of %d frames (r_max %.3f A, %d bins) -> %s", args.pairs, len(frames), r_max, nbins,
                  args.output)
-        write_rdf_csv(args.output, rdfs)
+        try:
+            if args.parts:
+                write_rdf_parts_csv(args.output, rdf_parts(frames, args.pairs, r_max, nbins))
+            else:
+                write_rdf_csv(args.output, {pair: compute_rdf(frames, pair, r_max, nbins) for pair in args.pairs})
+        except ValueError as err:
+            raise SystemExit(f"{args.trajectory[0]}: {err}") from None
     else:
         emds = rdf_emds(read_rdf_csv(args.reference), read_rdf_csv(args.model), args.pairs)
         frame = pd.DataFrame({"pair": list(emds), "emd_angstrom": list(emds.values())})
@@ -220,7 +276,7 @@ def main(argv=None) -> None:
 
 
 __all__ = ["compute_rdf", "earth_movers_distance", "max_rdf_range", "trajectory_universe", "read_rdf_csv",
-           "write_rdf_csv", "rdf_emds"]
+           "write_rdf_csv", "rdf_emds", "split_parts", "rdf_parts", "read_rdf_parts", "write_rdf_parts_csv"]
 
 
 if __name__ == "__main__":

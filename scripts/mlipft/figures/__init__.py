@@ -70,6 +70,7 @@ def spec(config: dict, name: str, world_label: str | None = None) -> dict:
             files.setdefault(set_name, set_spec.get("file", set_name))
     return {
         "derived": derived, "evalset_files": {e: files.get(e, e) for e in cfg.evalsets(config, name)},
+        "conditions": cfg.conditions(config, name),
         "figure": name, "kind": fig["kind"], "description": fig["description"], "entry": fig, "axes": axes,
         "labels": labels, "evalsets": cfg.evalsets(config, name), "world": config["world"], "scale": config["scale"],
         "variant_labels": {v: (variants.get(v) or {}).get("label", v) for v in axes["variant"]},
@@ -83,6 +84,10 @@ def caption(config: dict, name: str) -> str:
     s = spec(config, name)
     fig = config["figures"][name]
     grid = "; ".join(f"{axis}: {', '.join(map(str, values))}" for axis, values in s["axes"].items() if values)
+    if fig.get("conditions"):
+        grid += ". *Conditions:* " + "; ".join(
+            f"{c['label']} (fraction {', '.join(c['fraction'])}; variant {', '.join(c['variant'])}; seeds "
+            f"{', '.join(map(str, c['seed']))})" for c in s["conditions"])
     lines = [f"**{name}** ({s['kind']}): {s['description']}.", ""]
     if fig.get("paper"):
         lines += [f"*The paper's version:* {fig['paper']}", ""]
