@@ -1,10 +1,19 @@
-# The paper world: raw sources downloaded with sha256 checks (mlipft.download), converted to
-# canonical extxyz (mlipft.convert), built into each benchmark's files (mlipft.paper); downloaded
-# foundation models put in place in the configured dtype; replay sets drawn from the downloaded
-# replay files. Paths and input functions: rules/paper_common.smk.
+# The paper world: raw sources downloaded with sha256 checks (mlipft.download), tarballs unpacked
+# (the MACE-OFF split), converted to canonical extxyz (mlipft.convert), built into each benchmark's
+# files (mlipft.paper); downloaded foundation models put in place in the configured dtype; replay
+# sets drawn from the downloaded replay files, less a held-out pretraining-distribution test set
+# (scales.<scale>.corpora: Fig. 10). Paths and input functions: rules/paper_common.smk.
 
 
 include: "paper_common.smk"
+
+
+from mlipft import paper as paper_lib  # noqa: E402
+
+# tar archives among the sources (the MACE-OFF split): extracted path (under raw/) -> their dest
+TARBALLS = {paper_lib.extracted_dest(s.dest): s.dest for s in SOURCES.values() if paper_lib.is_tarball(s.dest)}
+# replay sources split into a held-out pretraining test set and the pool replay sets are drawn from
+CORPORA = sorted(SC.get("corpora") or {})
 
 
 rule download:
@@ -38,11 +47,40 @@ rule download:
         "{params.local_dirs} {params.accept} {params.source_id:q} > {log:q} 2>&1"
 
 
+if TARBALLS:
+
+    rule extract_archive:
+        message:
+            "Unpacking the extxyz members of {wildcards.extracted} (a tar archive source)"
+        input:
+            lambda w: PATHS.raw(config["world"], TARBALLS[f"extracted/{w.extracted}.xyz"]),
+        output:
+            PATHS.raw(config["world"], "extracted/{extracted}.xyz"),
+        wildcard_constraints:
+            extracted="|".join(re.escape(k[len("extracted/") : -len(".xyz")]) for k in sorted(TARBALLS)),
+        threads: 1
+        resources:
+            runtime=60,
+            mem_mb=2000,
+        log:
+            PATHS.log("extract_archive", "{extracted}"),
+        benchmark:
+            PATHS.bench("extract_archive", "{extracted}")
+        conda:
+            "../envs/mlipft.yaml"
+        shell:
+            "python -m mlipft.paper extract --input {input:q} --output {output:q} > {log:q} 2>&1"
+
+
 rule convert_source:
     message:
         "Converting the {wildcards.role} source of {wildcards.benchmark} to canonical extxyz"
     input:
-        convert_input,
+        # the downloaded file, or a tarball's extracted members (rule extract_archive)
+        lambda w: PATHS.raw(
+            config["world"],
+            paper_lib.source_input_dest(SOURCES[config["benchmarks"][w.benchmark]["sources"][w.role]].dest),
+        ),
     output:
         converted_file("{benchmark}", "{role}"),
     wildcard_constraints:
@@ -52,7 +90,7 @@ rule convert_source:
     threads: 1
     resources:
         runtime=60,
-        mem_mb=8000,
+        mem_mb=lambda w: RECIPES[config["benchmarks"][w.benchmark]["recipe"]].get("mem_mb", 8000),
     log:
         PATHS.log("convert_source", "{benchmark}/{role}"),
     benchmark:
@@ -86,7 +124,7 @@ for _bench, _spec in config["benchmarks"].items():
         threads: 1
         resources:
             runtime=60,
-            mem_mb=8000,
+            mem_mb=_recipe.get("mem_mb", 8000),
         log:
             PATHS.log("build_benchmark", _bench),
         benchmark:
@@ -130,7 +168,8 @@ rule convert_replay:
     output:
         replay_source_file("{source}"),
     wildcard_constraints:
-        source=REPLAY_SOURCE_PATTERN,
+        # the replay sets' sources and the corpora split into held-out test sets
+        source="|".join(filter(None, [REPLAY_SOURCE_PATTERN, *(re.escape(c) for c in CORPORA)])),
     threads: 1
     resources:
         runtime=120,
@@ -145,11 +184,53 @@ rule convert_replay:
         "python -m mlipft.paper canonicalize --input {input:q} --output {output:q} > {log:q} 2>&1"
 
 
+if CORPORA:
+
+    rule split_pretraining_corpus:
+        message:
+            "Held-out pretraining-distribution test set of replay source {wildcards.corpus}, and the pool its replay sets are drawn from"
+        input:
+            lambda w: replay_source_file(w.corpus),
+        output:
+            pool=corpus_file("{corpus}", "train.xyz"),
+            test=corpus_file("{corpus}", "test.xyz"),
+            isolated=corpus_file("{corpus}", "isolated_atoms.xyz"),
+            summary=corpus_file("{corpus}", "summary.json"),
+        wildcard_constraints:
+            corpus="|".join(re.escape(c) for c in CORPORA),
+        params:
+            split=lambda w: json.dumps(SC["corpora"][w.corpus] or {}),
+            seed=config["seed"],
+        threads: 1
+        resources:
+            runtime=120,
+            mem_mb=8000,
+        log:
+            PATHS.log("split_pretraining_corpus", "{corpus}"),
+        benchmark:
+            PATHS.bench("split_pretraining_corpus", "{corpus}")
+        conda:
+            "../envs/mlipft.yaml"
+        shell:
+            "python -m mlipft.paper split-corpus --input {input:q} --params {params.split:q} --seed {params.seed:q} "
+            "--pool {output.pool:q} --test {output.test:q} --isolated {output.isolated:q} "
+            "--summary {output.summary:q} > {log:q} 2>&1"
+
+
 rule replay_set:
     message:
         "Replay set {wildcards.replay} for {wildcards.benchmark}"
     input:
-        unpack(replay_inputs),
+        # a split corpus's pool (disjoint from its held-out test set), else the converted replay file
+        unpack(
+            lambda w: wf.replay_inputs(
+                config,
+                PATHS,
+                w.benchmark,
+                w.replay,
+                lambda sid: paper_lib.replay_corpus_file(config, PATHS, sid),
+            )
+        ),
     output:
         PATHS.pattern("replay"),
     params:

@@ -322,8 +322,9 @@ def job_stats(output: str) -> dict[str, int]:
 
 def expected_jobs(config: dict) -> dict[str, int]:
     """Jobs per rule that the figures' experiment grid implies."""
+    from mlipft.config import grid
     from mlipft.download import load_sources
-    from mlipft.paper import RECIPES
+    from mlipft.paper import RECIPES, is_tarball
     from mlipft.registry import variant_entry
 
     runs = {r for fig in config["figures"] for r in runs_for_figure(config, fig)}
@@ -331,6 +332,14 @@ def expected_jobs(config: dict) -> dict[str, int]:
     error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase", "phase_blocks", "near_transfer")
     evaluations = {(r, e) for fig, spec in config["figures"].items() if spec["kind"] in error_kinds
                    for r in runs_for_figure(config, fig) for e in evalsets(config, fig)}
+    # preservation (Fig. 10): every run through the target head, multihead runs through the replay head too
+    for fig, spec in config["figures"].items():
+        if spec["kind"] == "preservation":
+            target, replay = evalsets(config, fig)
+            for r in runs_for_figure(config, fig):
+                evaluations.add((r, target))
+                if variant_entry(config, r.strategy, r.variant).get("multihead"):
+                    evaluations.add((r, replay))
     nebs = {r for fig, spec in config["figures"].items() if spec["kind"] in ("neb_profiles", "near_transfer")
             for r in runs_for_figure(config, fig)}
     # MD of the models (RDF figures: one MD and its RDFs per run), MD stability, and the reference
@@ -341,12 +350,22 @@ def expected_jobs(config: dict) -> dict[str, int]:
     references = {r.benchmark for r in mds}
     zeroshot = {(b, config["main_foundation"], "test") for spec in config["figures"].values()
                 if spec["kind"] == "benchmarks_overview" for b in spec["benchmark"]}
+    for fig, spec in config["figures"].items():  # the foundations before fine-tuning of Fig. 10 and 17
+        axes = grid(config, fig)
+        if spec["kind"] == "preservation":
+            zeroshot |= {(b, f, evalsets(config, fig)[0]) for b in axes["benchmark"] for f in axes["foundation"]}
+        if spec["kind"] == "violins" and spec.get("zeroshot"):
+            zeroshot |= {(b, f, e) for b in axes["benchmark"] for f in axes["foundation"] for e in evalsets(config, fig)}
     derived = {(r.benchmark, name) for r in runs for name in
                (r.trainset, config["benchmarks"][r.benchmark]["validsets"][r.trainset])
                if name in (config["benchmarks"][r.benchmark].get("derived") or {})}
-    derived |= {(r.benchmark, config["benchmarks"][r.benchmark]["evalsets"][e]) for r, e in evaluations
-                if e in (config["benchmarks"][r.benchmark].get("evalsets") or {})
-                and config["benchmarks"][r.benchmark]["evalsets"][e] in (config["benchmarks"][r.benchmark].get("derived") or {})}
+
+    def evalset_name(benchmark, evalset):
+        spec = (config["benchmarks"][benchmark].get("evalsets") or {}).get(evalset)
+        return spec if isinstance(spec, str) else (spec or {}).get("file")
+
+    derived |= {(b, evalset_name(b, e)) for b, e in {(r.benchmark, e) for r, e in evaluations} | {(b, e) for b, _, e in zeroshot}
+                if evalset_name(b, e) in (config["benchmarks"][b].get("derived") or {})}
     benchmarks = {r.benchmark for r in runs}
     replays = set()
     for r in runs:
@@ -355,15 +374,23 @@ def expected_jobs(config: dict) -> dict[str, int]:
             name = entry["replay"]
             replays |= {(r.benchmark, name)} | {(r.benchmark, part) for part in config["replay"][name].get("combine", [])}
     replay_sources = {config["replay"][name]["corpus"] for _, name in replays if "corpus" in config["replay"][name]}
+    # replay files split into a held-out pretraining test set and the replay pool: those a replay set
+    # is drawn from, and those a derived pretraining set is drawn from
+    corpora = config["scales"][config["scale"]].get("corpora") or {}
+    split = ({c for c in replay_sources if c in corpora}
+             | {config["benchmarks"][b]["derived"][name]["corpus"] for b, name in derived
+                if "corpus" in config["benchmarks"][b]["derived"][name]})
     foundations = {r.foundation for r in runs}
-    sources = ({config["foundations"][f]["source"] for f in foundations} | replay_sources
-               | {sid for b in benchmarks for sid in config["benchmarks"][b]["sources"].values()})
+    bench_sources = {sid for b in benchmarks for sid in config["benchmarks"][b]["sources"].values()}
+    sources = {config["foundations"][f]["source"] for f in foundations} | replay_sources | split | bench_sources
     known = load_sources(ROOT / config["sources"])
     assert sources <= set(known)
     jobs = {
         "download": len(sources),
+        "extract_archive": len({sid for sid in bench_sources if is_tarball(known[sid].dest)}),
         "convert_source": sum(len(RECIPES[config["benchmarks"][b]["recipe"]]["roles"]) for b in benchmarks),
-        "convert_replay": len(replay_sources),
+        "convert_replay": len(replay_sources | split),
+        "split_pretraining_corpus": len(split),
         "install_foundation": len(foundations),
         "replay_set": len(replays),
         "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them

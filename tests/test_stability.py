@@ -299,3 +299,26 @@ def test_cli_runs_a_mace_model(tmp_path):
     assert {(f.info["protocol"], f.info["replica"]) for f in frames} == {("hold", 0), ("ramp", 0)}
     assert all({"step", "time_fs", "temperature_K", "target_temperature_K"} <= set(f.info) for f in frames)
     assert len(frames[0]) == len(two[1])
+
+
+def test_a_broken_mace_model_is_detected_through_the_cli(tmp_path):
+    """A real MACE model broken on purpose (the committed mp0 foundation with its interaction
+    weights scaled 50x: forces far beyond any physical value) run as the workflow runs a
+    fine-tuned model: the failure is a recorded result with its detector, not a failed job."""
+    import torch
+
+    model = torch.load(FOUNDATION, weights_only=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith("interactions"):
+                param.mul_(50.0)
+    torch.save(model, tmp_path / "broken.model")
+    _cli(tmp_path, "--protocols", "hold", model=tmp_path / "broken.model",
+         params={**PARAMS, "check_every": 1})
+    table = pd.read_csv(tmp_path / "stability.csv")
+    assert table.failed.all(), table.to_string()
+    assert set(table.detector) <= {"max_force", "min_distance", "non_finite", "temperature", "calculator_error"}
+    assert (table.steps_survived < table.target_steps).all()
+    # the intact model survives the same protocol
+    _cli(tmp_path, "--protocols", "hold", params={**PARAMS, "check_every": 1})
+    assert not pd.read_csv(tmp_path / "stability.csv").failed.any()

@@ -575,6 +575,24 @@ def check_paper(config: dict, root: str | Path = ROOT) -> None:
     for name, rep in config["replay"].items():
         if "combine" not in rep:  # a union of other replay sets has no source of its own
             source(f"config entry replay.{name}.corpus", rep["corpus"], ("replay", "archive"))
+    # pretraining corpora: replay files split into a held-out test set and the replay pool
+    from .paper import check_corpus_params
+
+    for scale_name, block in config["scales"].items():
+        for corpus, params in (block.get("corpora") or {}).items():
+            where = f"config entry scales.{scale_name}.corpora.{corpus}"
+            source(where, corpus, ("replay", "archive"))
+            try:
+                check_corpus_params(params or {}, where)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+    corpora = config["scales"][config["scale"]].get("corpora") or {}
+    for name, bench in config["benchmarks"].items():
+        for set_name, entry in (bench.get("derived") or {}).items():
+            if "corpus" in entry and entry["corpus"] not in corpora:
+                raise ConfigError(f"config entry benchmarks.{name}.derived.{set_name}.corpus: {entry['corpus']!r} is "
+                                  f"not a corpus of scale {config['scale']!r} (scales.{config['scale']}.corpora: "
+                                  f"{sorted(corpora)}; each a replay source split into a held-out test set)")
     for name, bench in config["benchmarks"].items():
         where = f"config entry benchmarks.{name}"
         if bench["recipe"] not in RECIPES:

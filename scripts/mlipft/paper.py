@@ -115,6 +115,10 @@ NACL_FILES = ("train", "valid", "test", "isolated_atoms", "md_start")
 ICE_PHASES = ("Ih", "II", "VI", "VIII")
 ICE_FILES = tuple(f"{kind}{suffix}" for kind in ("train", "valid", "test")
                   for suffix in ("", *(f"_{p}" for p in ICE_PHASES))) + ("isolated_atoms",)
+# the mini world's spice files less torsions.xyz: no known source holds SPICE torsion scans
+SPICE_FILES = ("train", "train_all", "valid", "test", "isolated_atoms")
+LPSC_HELDOUT = ("other_argyrodites", "non_argyrodites")
+LPSC_FILES = ("train", "valid", "test", *(f"heldout_{h}" for h in LPSC_HELDOUT), "isolated_atoms")
 # recipe -> (roles of its converted input files, files it writes (<name>.xyz), default parameters)
 RECIPES = {
     "sn2_triplets": {
@@ -144,6 +148,22 @@ RECIPES = {
         # upstream validation file; frames shared by two phases stop the build (shared_frames: error)
         # unless shared_frames is warn
         "defaults": {"n_train": None, "n_valid": 50, "n_test": 50, "shared_frames": "error"},
+    },
+    "spice_maceoff": {
+        "roles": ("train", "test"),
+        "files": SPICE_FILES,
+        # molecule_key auto: the first info key of MOLECULE_KEYS every frame has, else the atom-ordered
+        # species sequence; n_molecules null: every molecule of the training split; n_valid frames
+        # (conformers that are not a molecule's first) for validation; n_test null: the whole test split
+        "defaults": {"molecule_key": "auto", "n_molecules": None, "n_valid": 1000, "n_test": None},
+        "mem_mb": 64000,  # ~950,000 configurations of the MACE-OFF training split held in memory
+    },
+    "lpsc_archive": {
+        "roles": ("data", *LPSC_HELDOUT),
+        "files": LPSC_FILES,
+        # n_train null: every frame of the data not in valid or test; held-out frames with an element
+        # absent from the training split are dropped (foreign_elements: drop) or stop the build (error)
+        "defaults": {"n_train": None, "n_valid": 50, "n_test": 100, "foreign_elements": "drop"},
     },
 }
 
@@ -598,7 +618,7 @@ def build_ice_phases(inputs: dict[str, str], params: dict, seed: int, neb_reacti
         order = seeded_order(valid_raw, seed)
         idx_test, idx_valid = sorted(order[:n_test]), sorted(order[n_test:n_test + n_valid])
 
-        def tag(atoms, i):
+        def tag(atoms, i, phase=phase):
             return _stamp(atoms, phase=phase, **{CONFIG_TYPE_KEY: phase}, source_frame=i)
 
         files[f"train_{phase}"] = [tag(a, i) for i, a in enumerate(train_raw[:n_train])]
@@ -617,8 +637,268 @@ def build_ice_phases(inputs: dict[str, str], params: dict, seed: int, neb_reacti
     return {"files": files, "reactions": {}, "summary": summary}
 
 
+# ---------------------------------------------------------------------------------------------
+# SPICE (the MACE-OFF cleaned split, wB97M-D3BJ; energy / forces converted by mlipft.convert spice)
+
+#: info keys that name a SPICE molecule, tried in this order by ``molecule_key: auto``
+MOLECULE_KEYS = ("molecule", "smiles", "mol_id", "name")
+SPECIES_SEQUENCE = "species_sequence"
+
+
+def _species_sequence_id(atoms: Atoms) -> str:
+    """A molecule id from the atom-ordered species (conformers of one SPICE molecule share their
+    atom order): the formula and a short digest of the sequence, e.g. ``C2H6O#1a2b3c4d``."""
+    import hashlib
+
+    seq = " ".join(atoms.get_chemical_symbols())
+    return f"{atoms.get_chemical_formula()}#{hashlib.sha256(seq.encode()).hexdigest()[:8]}"
+
+
+def molecule_ids(frames: Sequence[Atoms], key: str, where: str) -> tuple[list[str], str]:
+    """The molecule of every frame and the key it was read from. ``key`` ``auto``: the first of
+    :data:`MOLECULE_KEYS` that every frame carries, else ``species_sequence`` (the atom-ordered
+    species: isomers that share an atom order would count as one molecule); an explicit info key
+    missing from a frame is an error naming the file and frame."""
+    if key == "auto":
+        key = next((k for k in MOLECULE_KEYS if frames and all(k in a.info for a in frames)), SPECIES_SEQUENCE)
+    if key == SPECIES_SEQUENCE:
+        return [_species_sequence_id(a) for a in frames], key
+    for i, atoms in enumerate(frames):
+        if key not in atoms.info:
+            raise PaperDataError(f"{where}: frame {i}: no info key {key!r} naming its molecule "
+                                 f"(info keys {sorted(atoms.info)}; molecule_key: auto or {SPECIES_SEQUENCE} "
+                                 f"needs none)")
+    return [str(a.info[key]) for a in frames], key
+
+
+def check_molecular(frames: Sequence[Atoms], where: str) -> None:
+    """Every frame a labelled, neutral configuration: ``REF_energy`` (finite), ``REF_forces`` of
+    shape (n_atoms, 3) and no non-zero ``total_charge`` / ``charge`` (MACE sees no charge; the
+    MACE-OFF split used here is the neutral one). Names the file and frame."""
+    _check_molecular_at(frames, list(range(len(frames))), where)
+
+
+def _check_molecular_at(frames: Sequence[Atoms], numbers: Sequence[int], where: str) -> None:
+    """:func:`check_molecular` of frames whose numbers in the file are ``numbers``."""
+    if not frames:
+        raise PaperDataError(f"{where}: no configurations")
+    for i, atoms in zip(numbers, frames):
+        try:
+            energy = float(atoms.info[ENERGY_KEY])
+        except KeyError:
+            raise PaperDataError(f"{where}: frame {i}: no {ENERGY_KEY} (info keys {sorted(atoms.info)})") from None
+        except (TypeError, ValueError):
+            raise PaperDataError(f"{where}: frame {i}: {ENERGY_KEY} is not a number: {atoms.info[ENERGY_KEY]!r}") from None
+        if not np.isfinite(energy):
+            raise PaperDataError(f"{where}: frame {i}: {ENERGY_KEY} is not finite")
+        forces = atoms.arrays.get(FORCES_KEY)
+        if forces is None or np.shape(forces) != (len(atoms), 3):
+            raise PaperDataError(f"{where}: frame {i}: no {FORCES_KEY} of shape ({len(atoms)}, 3)")
+        for key in ("total_charge", "charge"):
+            if key in atoms.info:
+                try:
+                    charge = float(atoms.info[key])
+                except (TypeError, ValueError):
+                    raise PaperDataError(f"{where}: frame {i}: {key} is not a number: {atoms.info[key]!r}") from None
+                if charge != 0.0:
+                    raise PaperDataError(f"{where}: frame {i}: {key} {atoms.info[key]!r}: a charged configuration "
+                                         f"(MACE sees no charge; the SPICE benchmark takes the neutral split)")
+
+
+def _split_isolated(frames: list[Atoms]) -> tuple[list[Atoms], list[int], list[tuple[int, Atoms]]]:
+    """Configurations, their frame numbers in the file, and the single-atom ``IsolatedAtom`` rows
+    with theirs."""
+    configs, index, isolated = [], [], []
+    for i, atoms in enumerate(frames):
+        if atoms.info.get(CONFIG_TYPE_KEY) == ISOLATED_ATOM and len(atoms) == 1:
+            isolated.append((i, atoms))
+        else:
+            configs.append(atoms)
+            index.append(i)
+    return configs, index, isolated
+
+
+def _isolated_or_standin(rows: list[tuple[int, Atoms]], elements: set[str], train: Sequence[Atoms],
+                         level: str, where: str) -> tuple[list[Atoms], dict]:
+    """The source's own isolated-atom rows when they cover ``elements`` (one energy per element;
+    two rows of one element that disagree name both frames), else least-squares stand-ins fitted
+    on ``train`` (:func:`e0_standin_rows`) and a note of the elements the rows lacked."""
+    by_element: dict[str, tuple[int, Atoms]] = {}
+    for i, atoms in rows:
+        symbol = atoms.get_chemical_symbols()[0]
+        if symbol in by_element:
+            j, first = by_element[symbol]
+            if not np.isclose(float(first.info[ENERGY_KEY]), float(atoms.info[ENERGY_KEY]), rtol=0.0, atol=1e-6):
+                raise PaperDataError(f"{where}: frames {j} and {i}: two IsolatedAtom rows of {symbol} with different "
+                                     f"energies ({first.info[ENERGY_KEY]} and {atoms.info[ENERGY_KEY]} eV)")
+            continue
+        by_element[symbol] = (i, atoms)
+    missing = sorted(elements - set(by_element))
+    if rows and not missing:
+        out = [_stamp(by_element[s][1], source_frame=by_element[s][0]) for s in sorted(by_element)]
+        return out, {"source": "isolated-atom rows of the source", "file": where,
+                     "e0s_eV": {s: float(a.info[ENERGY_KEY]) for s, (_, a) in sorted(by_element.items())}}
+    e0s = least_squares_e0s(train, f"{where} (training frames)")
+    note = {"note": E0_STANDIN_NOTE, "e0s_eV": e0s}
+    if rows:
+        note["isolated_rows_lack"] = missing
+        log.warning("%s: IsolatedAtom rows lack %s; isolated_atoms.xyz holds least-squares stand-ins", where, missing)
+    return e0_standin_rows(e0s, level), note
+
+
+def build_spice_maceoff(inputs: dict[str, str], params: dict, seed: int, neb_reactions: Sequence[str]) -> dict:
+    """SPICE from the MACE-OFF split (module docstring): one conformer per molecule for ``train``,
+    every other frame of the training molecules but the validation ones for ``train_all``, ``n_valid``
+    further conformers for ``valid``, the MACE-OFF test split for ``test``."""
+    p = {**RECIPES["spice_maceoff"]["defaults"], **params}
+    train_path, test_path = inputs["train"], inputs["test"]
+    # index / test_index: each configuration's frame number in its file (IsolatedAtom rows counted,
+    # as ase.io.read counts them), the frame every message names
+    frames, index, isolated = _split_isolated(read_configs(train_path))
+    _check_molecular_at(frames, index, train_path)
+    test_frames, test_index, _ = _split_isolated(read_configs(test_path))
+    _check_molecular_at(test_frames, test_index, test_path)
+    ids, key = molecule_ids(frames, str(p["molecule_key"]), train_path)
+    groups: dict[str, list[int]] = {}
+    seen: dict[tuple, int] = {}
+    for k, atoms in enumerate(frames):
+        fk = frame_key(atoms)
+        if fk in seen:
+            raise PaperDataError(f"{train_path}: frame {index[k]} repeats frame {index[seen[fk]]} (same species and positions)")
+        seen[fk] = k
+        groups.setdefault(ids[k], []).append(k)
+    import hashlib
+
+    molecules = sorted(groups, key=lambda m: (hashlib.sha256(f"{int(seed)}:{m}".encode()).hexdigest(), m))
+    if p["n_molecules"] is not None:
+        n_mol = int(p["n_molecules"])
+        if not 1 <= n_mol <= len(molecules):
+            raise PaperDataError(f"{train_path}: n_molecules {n_mol} is not between 1 and its {len(molecules)} molecules")
+        molecules = molecules[:n_mol]
+    train_idx, rest = [], []
+    for m in molecules:
+        order = [groups[m][j] for j in seeded_order([frames[k] for k in groups[m]], seed)]
+        train_idx.append(order[0])
+        rest += order[1:]
+    n_valid = int(p["n_valid"])
+    if not 1 <= n_valid <= len(rest):
+        raise PaperDataError(f"{train_path}: {len(rest)} conformers besides one per molecule ({len(molecules)} molecules) "
+                             f"cannot give n_valid {n_valid} validation frames")
+    valid_idx = sorted(rest[j] for j in seeded_order([frames[k] for k in rest], seed)[:n_valid])
+    valid_set = set(valid_idx)
+    train_all_idx = sorted(k for m in molecules for k in groups[m] if k not in valid_set)
+    train_idx = sorted(train_idx)
+    if p["n_test"] is None:
+        test_idx = list(range(len(test_frames)))
+    else:
+        n_test = int(p["n_test"])
+        if not 1 <= n_test <= len(test_frames):
+            raise PaperDataError(f"{test_path}: n_test {n_test} is not between 1 and its {len(test_frames)} configurations")
+        test_idx = sorted(seeded_order(test_frames, seed)[:n_test])
+    for k in test_idx:
+        other = seen.get(frame_key(test_frames[k]))
+        if other is not None:
+            raise PaperDataError(f"{test_path}: frame {test_index[k]} repeats frame {index[other]} of {train_path} "
+                                 f"(a test configuration in the training split)")
+
+    def tag(atoms, i, molecule=None):
+        extra = {} if molecule is None else {"molecule": molecule}
+        return _stamp(atoms, source_frame=i, **extra)
+
+    files = {
+        "train": [tag(frames[k], index[k], ids[k]) for k in train_idx],
+        "train_all": [tag(frames[k], index[k], ids[k]) for k in train_all_idx],
+        "valid": [tag(frames[k], index[k], ids[k]) for k in valid_idx],
+        "test": [tag(test_frames[k], test_index[k]) for k in test_idx],
+    }
+    elements = {s for name in ("train_all", "valid", "test") for a in files[name] for s in a.get_chemical_symbols()}
+    files["isolated_atoms"], e0_note = _isolated_or_standin(isolated, elements, files["train_all"], "wB97M-D3BJ",
+                                                            train_path)
+    summary = {
+        "molecule_key": key, "molecules": len(molecules), "molecules_in_source": len(groups),
+        "source_frames": {"train": [index[k] for k in train_idx], "valid": [index[k] for k in valid_idx],
+                          "test": [test_index[k] for k in test_idx]},
+        "energy_per_atom_eV": {name: _energy_range(files[name]) for name in ("train", "train_all", "valid", "test")},
+        "isolated_atoms": e0_note,
+        "torsions": "no torsion scans: no known source (MACE-OFF record, the archive's known paths) holds them",
+    }
+    return {"files": files, "reactions": {}, "summary": summary}
+
+
+# ---------------------------------------------------------------------------------------------
+# LPSC (Li6PS5Cl argyrodite, PBE; the archive's li/ folder; ref_energy / ref_forces / stress)
+
+
+def build_lpsc_archive(inputs: dict[str, str], params: dict, seed: int, neb_reactions: Sequence[str]) -> dict:
+    """LPSC_600: a seeded train / valid / test split stratified by composition (as NaCl), and the
+    two held-out sets (other argyrodites, non-argyrodites) copied whole, checked: labelled with
+    stress, periodic, no structure of the LPSC data among them, none in both. Held-out frames with
+    an element the training split lacks are dropped (``foreign_elements: drop``; a fine-tune knows
+    only its training elements) or stop the build (``error``). ``isolated_atoms.xyz``: least-squares
+    stand-ins of the training split (one composition: not identifiable, the minimum-norm solution;
+    the paper's point about averaged E0s)."""
+    p = {**RECIPES["lpsc_archive"]["defaults"], **params}
+    if p["foreign_elements"] not in ("drop", "error"):
+        raise PaperDataError(f"lpsc_archive: foreign_elements must be drop or error, got {p['foreign_elements']!r}")
+    where = inputs["data"]
+    frames = read_configs(where)
+    check_labelled(frames, where, stress=True)
+    groups: dict[tuple, list[int]] = {}
+    seen: dict[tuple, tuple[str, int]] = {}
+    for i, atoms in enumerate(frames):
+        key = frame_key(atoms)
+        if key in seen:
+            raise PaperDataError(f"{where}: frame {i} repeats frame {seen[key][1]} (same species, positions and cell)")
+        seen[key] = (where, i)
+        groups.setdefault(composition(atoms), []).append(i)
+    n_train = None if p["n_train"] is None else int(p["n_train"])
+    split = split_stratified(groups, int(p["n_valid"]), int(p["n_test"]), n_train, seed, where)
+    files = {name: [_stamp(frames[i], source_frame=i) for i in idx] for name, idx in split.items()}
+    train_elements = {s for a in files["train"] for s in a.get_chemical_symbols()}
+    summary: dict = {"source_frames": split, "heldout": {}}
+    for name in LPSC_HELDOUT:
+        path = inputs[name]
+        held = read_configs(path)
+        check_labelled(held, path, stress=True)
+        kept, dropped = [], []
+        for i, atoms in enumerate(held):
+            key = frame_key(atoms)
+            if key in seen:
+                other_path, j = seen[key]
+                raise PaperDataError(f"{path}: frame {i} repeats frame {j} of {other_path} "
+                                     f"(a held-out structure must be in no other set)")
+            seen[key] = (path, i)
+            foreign = sorted(set(atoms.get_chemical_symbols()) - train_elements)
+            if foreign:
+                if p["foreign_elements"] == "error":
+                    raise PaperDataError(f"{path}: frame {i}: elements {foreign} are not in the training split "
+                                         f"({sorted(train_elements)}); a fine-tuned model cannot be scored on them "
+                                         f"(foreign_elements: drop leaves such frames out)")
+                dropped.append(i)
+                continue
+            kept.append(_stamp(atoms, source_frame=i, heldout_set=name))
+        if not kept:
+            raise PaperDataError(f"{path}: no held-out frame left (of {len(held)}; {len(dropped)} with elements "
+                                 f"outside the training split {sorted(train_elements)})")
+        if dropped:
+            log.warning("%s: %d of %d frames dropped (elements outside the training split %s), first frame %d",
+                        path, len(dropped), len(held), sorted(train_elements), dropped[0])
+        files[f"heldout_{name}"] = kept
+        summary["heldout"][name] = {
+            "frames": len(kept), "dropped_foreign_element_frames": dropped,
+            "compositions": sorted({atoms.get_chemical_formula() for atoms in kept}),
+            "energy_per_atom_eV": _energy_range(kept)}
+    e0s = least_squares_e0s(files["train"], f"{where} (train split)")
+    files["isolated_atoms"] = e0_standin_rows(e0s, "PBE")
+    summary["compositions"] = sorted({frames[i].get_chemical_formula() for i in range(len(frames))})
+    summary["energy_per_atom_eV"] = {name: _energy_range(files[name]) for name in ("train", "valid", "test")}
+    summary["isolated_atoms"] = {"note": E0_STANDIN_NOTE, "e0s_eV": e0s}
+    return {"files": files, "reactions": {}, "summary": summary}
+
+
 BUILDERS = {"sn2_triplets": build_sn2_triplets, "sn2_archive": build_sn2_archive,
-            "nacl_runner": build_nacl_runner, "ice_phases": build_ice_phases}
+            "nacl_runner": build_nacl_runner, "ice_phases": build_ice_phases,
+            "spice_maceoff": build_spice_maceoff, "lpsc_archive": build_lpsc_archive}
 
 
 def build_benchmark(recipe: str, inputs: dict[str, str], params: dict, seed: int,
@@ -711,6 +991,178 @@ def canonicalize(path: str | Path, output: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# tarballs (the MACE-OFF split) and the held-out pretraining-distribution test sets
+
+#: dest suffixes of sources that are tar archives of extxyz files, extracted by rule extract_archive
+TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+XYZ_SUFFIXES = (".xyz", ".extxyz")
+
+
+def is_tarball(dest: str) -> bool:
+    return str(dest).endswith(TARBALL_SUFFIXES)
+
+
+def extracted_dest(dest: str) -> str:
+    """Where (relative to the raw folder) the extxyz members of a tarball source are put, one
+    file: ``spice-maceoff/train.tar.gz`` -> ``extracted/spice-maceoff/train.xyz``."""
+    suffix = next(s for s in TARBALL_SUFFIXES if str(dest).endswith(s))
+    return f"extracted/{str(dest)[: -len(suffix)]}.xyz"
+
+
+def source_input_dest(dest: str) -> str:
+    """The raw file a benchmark input is converted from: a tarball's extracted members, else the
+    downloaded file itself."""
+    return extracted_dest(dest) if is_tarball(dest) else str(dest)
+
+
+def extract_xyz(tarball: str | Path, output: str | Path) -> dict:
+    """Concatenate every ``.xyz`` / ``.extxyz`` member of a tar archive (in archive order) into
+    ``output``, atomically, streamed (nothing else is unpacked: no member is written under its own
+    name). A file that is not a tar archive, or one without such a member, is an error naming the
+    file (and its members). Returns the members taken and skipped."""
+    import tarfile
+
+    tarball = Path(tarball)
+    try:
+        archive = tarfile.open(tarball, mode="r:*")
+    except (tarfile.TarError, OSError) as err:
+        raise PaperDataError(f"{tarball}: not a readable tar archive: {err}") from None
+    taken, skipped = [], []
+    with archive, atomic_path(output) as tmp:
+        with open(tmp, "wb") as out:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                if not member.name.endswith(XYZ_SUFFIXES) or Path(member.name).name.startswith("."):
+                    skipped.append(member.name)
+                    continue
+                handle = archive.extractfile(member)
+                last = b"\n"
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    out.write(chunk)
+                    last = chunk[-1:]
+                if last != b"\n":  # the next member's count line must start a line
+                    out.write(b"\n")
+                taken.append({"member": member.name, "bytes": member.size})
+        if not taken:
+            raise PaperDataError(f"{tarball}: no .xyz / .extxyz member (members: {skipped[:20]}"
+                                 f"{' ...' if len(skipped) > 20 else ''})")
+    info = {"tarball": str(tarball), "members": taken, "skipped": skipped}
+    log.info("%s: %d extxyz member(s) -> %s (skipped %d)", tarball, len(taken), output, len(skipped))
+    return info
+
+
+#: parameters of a pretraining corpus split (scales.<scale>.corpora.<replay source id>)
+CORPUS_DEFAULTS = {"test_fraction": 0.05, "group_key": None}
+
+
+def check_corpus_params(params: dict, where: str) -> dict:
+    """The split parameters with defaults; unknown keys and a fraction outside (0, 1) are errors."""
+    unknown = sorted(set(params) - set(CORPUS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} (known: {sorted(CORPUS_DEFAULTS)})")
+    p = {**CORPUS_DEFAULTS, **params}
+    if not isinstance(p["test_fraction"], (int, float)) or not 0.0 < float(p["test_fraction"]) < 1.0:
+        raise ValueError(f"{where}.test_fraction: {p['test_fraction']!r} is not a number in (0, 1)")
+    if p["group_key"] is not None and not (isinstance(p["group_key"], str) and p["group_key"]):
+        raise ValueError(f"{where}.group_key: {p['group_key']!r} is not an info key (a string) or null")
+    return p
+
+
+def _unit_hash(seed: int, key) -> float:
+    """A number in [0, 1) fixed by the seed and the key (sha256): the same structure (or group)
+    always falls on the same side of a fraction, whatever file or position it is in."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{int(seed)}:{key!r}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def held_out(atoms: Atoms, seed: int, fraction: float, group_key: str | None = None, where: str = "") -> bool:
+    """Whether a corpus structure belongs to the held-out pretraining test set: by its structure
+    (:func:`frame_key`), or by ``info[group_key]`` (e.g. a material id: all its frames together).
+    Isolated-atom rows never do."""
+    if atoms.info.get(CONFIG_TYPE_KEY) == ISOLATED_ATOM:
+        return False
+    if group_key is None:
+        return _unit_hash(seed, frame_key(atoms)) < fraction
+    if group_key not in atoms.info:
+        raise PaperDataError(f"{where}: no info key {group_key!r} (group_key of the corpus split; info keys "
+                             f"{sorted(atoms.info)})")
+    return _unit_hash(seed, ("group", str(atoms.info[group_key]))) < fraction
+
+
+def split_corpus(path: str | Path, pool: str | Path, test: str | Path, isolated: str | Path, params: dict,
+                 seed: int) -> dict:
+    """Split a (canonical, REF_* keyed) replay file into a held-out pretraining-distribution test
+    set (``test``: the structures :func:`held_out` picks, about ``test_fraction`` of them) and the
+    rest (``pool``), from which every replay set of this file is drawn: the two never share a
+    structure (nor a group, with ``group_key``), and identical structures always fall on the same
+    side. Streamed (a replay file can hold 1.5 million structures). ``isolated``: least-squares
+    per-element stand-in energies of the whole file, the reference of the test set's unit bounds
+    (mlipft.validate_data; replay files carry no isolated atoms). Every frame needs REF_energy and
+    REF_forces; a frame without them is named by file and frame."""
+    import ase.io
+
+    p = check_corpus_params(params, "corpus split")
+    fraction, group_key = float(p["test_fraction"]), p["group_key"]
+    path = Path(path)
+    n_pool = n_test = 0
+    ata = np.zeros((119, 119))
+    atb = np.zeros(119)
+    elements_test: set[str] = set()
+    with atomic_path(pool) as tmp_pool, atomic_path(test) as tmp_test:
+        with open(tmp_pool, "w") as out_pool, open(tmp_test, "w") as out_test:
+            for i, atoms in enumerate(ase.io.iread(path, index=":", format="extxyz")):
+                where = f"{path}: frame {i}"
+                try:
+                    energy = float(atoms.info[ENERGY_KEY])
+                except (KeyError, TypeError, ValueError):
+                    energy = float("nan")
+                if not np.isfinite(energy):
+                    raise PaperDataError(f"{where}: no finite {ENERGY_KEY} (info keys {sorted(atoms.info)})")
+                isolated_row = atoms.info.get(CONFIG_TYPE_KEY) == ISOLATED_ATOM and len(atoms) == 1
+                if not isolated_row and np.shape(atoms.arrays.get(FORCES_KEY)) != (len(atoms), 3):
+                    raise PaperDataError(f"{where}: no {FORCES_KEY} of shape ({len(atoms)}, 3)")
+                if not isolated_row:
+                    counts = np.bincount(atoms.numbers, minlength=119).astype(float)
+                    ata += np.outer(counts, counts)
+                    atb += counts * energy
+                atoms.calc = None
+                if held_out(atoms, seed, fraction, group_key, where):
+                    ase.io.write(out_test, atoms, format="extxyz")
+                    n_test += 1
+                    elements_test.update(atoms.get_chemical_symbols())
+                else:
+                    ase.io.write(out_pool, atoms, format="extxyz")
+                    n_pool += 1
+        if n_test == 0 or n_pool == 0:
+            raise PaperDataError(f"{path}: test_fraction {fraction} of its {n_test + n_pool} frames leaves "
+                                 f"{n_test} held-out and {n_pool} replay structures; both must be non-empty")
+        present = np.flatnonzero(np.diag(ata) > 0)
+        e0 = np.linalg.pinv(ata[np.ix_(present, present)]) @ atb[present]
+        from ase.data import chemical_symbols
+
+        e0s = {chemical_symbols[z]: float(e) for z, e in zip(present, e0)}
+        write_atomic(isolated, e0_standin_rows(e0s, f"replay file {path.name}"))
+    info = {"source": str(path), "seed": int(seed), "test_fraction": fraction, "group_key": group_key,
+            "frames": n_test + n_pool, "test": n_test, "pool": n_pool, "test_elements": sorted(elements_test),
+            "isolated_atoms": {"note": ("least-squares per-element energies of the whole replay file, NOT isolated-"
+                                        "atom energies: the reference of the held-out set's unit bounds only"),
+                               "e0s_eV": e0s}}
+    log.info("%s: %d held-out (pretraining test) and %d replay-pool structures", path, n_test, n_pool)
+    return info
+
+
+def replay_corpus_file(config: dict, paths, source_id: str) -> str:
+    """The file replay sets of a replay source are drawn from: its pool (``corpora/<id>/train.xyz``)
+    when the scale splits a pretraining test set off it (``scales.<scale>.corpora.<id>``), else the
+    whole converted file."""
+    corpora = config["scales"][config["scale"]].get("corpora") or {}
+    return paths.corpus_file(source_id, "train.xyz") if source_id in corpora else paths.replay_source(source_id)
+
+
+# ---------------------------------------------------------------------------------------------
 # command line
 
 
@@ -742,6 +1194,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     canon = sub.add_parser("canonicalize", help="rewrite an extxyz file with REF_* label keys")
     canon.add_argument("--input", required=True)
     canon.add_argument("--output", required=True)
+    extract = sub.add_parser("extract", help="concatenate the extxyz members of a tar archive into one file")
+    extract.add_argument("--input", required=True)
+    extract.add_argument("--output", required=True)
+    extract.add_argument("--summary", help="JSON of the members taken and skipped")
+    split = sub.add_parser("split-corpus", help="split a replay file into a held-out pretraining test set and "
+                           "the pool replay sets are drawn from")
+    split.add_argument("--input", required=True, help="the replay file with REF_* keys (convert_replay)")
+    split.add_argument("--params", default="{}", help=f"JSON of {sorted(CORPUS_DEFAULTS)}")
+    split.add_argument("--seed", type=int, required=True)
+    split.add_argument("--pool", required=True)
+    split.add_argument("--test", required=True)
+    split.add_argument("--isolated", required=True)
+    split.add_argument("--summary")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "benchmark":
@@ -754,6 +1219,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             write_json(args.summary, summary)
     elif args.command == "foundation":
         install_foundation(args.source, args.output, args.dtype)
+    elif args.command == "extract":
+        info = extract_xyz(args.input, args.output)
+        if args.summary:
+            write_json(args.summary, info)
+    elif args.command == "split-corpus":
+        info = split_corpus(args.input, args.pool, args.test, args.isolated, json.loads(args.params), args.seed)
+        if args.summary:
+            write_json(args.summary, info)
     else:
         canonicalize(args.input, args.output)
 

@@ -52,6 +52,8 @@ RUN_FILES = {
     "md": "md.extxyz",            # model MD: every replica's recorded frames (info replica, step, time_fs)
     "rdf": "rdf.csv",             # RDFs of that MD: part (all, half1, half2, replica<k>), pair, r, g(r)
     "stability": "stability.csv",  # MD stability: one row per protocol and replica
+    "symmetry": "symmetry.csv",    # invariance/covariance check: max deviations per transformation
+    "repulsion": "repulsion.csv",  # dimer and compression curves of the model
 }
 #: Errors of a foundation before any fine-tuning (zero-shot) on an evaluation set of a benchmark.
 ZEROSHOT = "zeroshot/{benchmark}/{foundation}/{evalset}.csv"

@@ -24,6 +24,8 @@ one row per RDF pair (and a row of EMDs with ``emd_panels``), one column per con
 
 from __future__ import annotations
 
+import textwrap
+
 import re
 
 import numpy as np
@@ -382,7 +384,7 @@ def plot(tables, spec, outputs):
         handles = [plt.Line2D([], [], color=colours[h], lw=2) for h in order]
         names = [h + hue_marks.get(h, "") for h in order]
         handles.append(plt.Line2D([], [], color="k", ls="--", lw=1.2))
-        names.append(spec.get("reference_label", "reference"))
+        names.append(f"reference MLIP, long MD ({spec.get('reference_label', 'reference')})")
         if seeds > 1:
             handles.append(Patch(color="0.5", alpha=0.3, lw=0))
             names.append(f"min–max over {seeds} seeds")
@@ -399,7 +401,7 @@ def plot(tables, spec, outputs):
                 names.append(f"reference noise floor {pair_label(pair)}")
         width, height = fig.get_size_inches()
         ncol = max(1, min(len(names), int(width // (3.0 if with_emd else 2.0))))
-        fig.suptitle(spec["description"])
+        fig.suptitle(textwrap.fill(spec["description"], 100))
         fig.tight_layout(rect=(0, (0.1 + 0.19 * int(np.ceil(len(names) / ncol))) / height, 1, 1))
         fig.legend(handles, names, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         if note:

@@ -22,6 +22,8 @@ marker), the target time dashed, and how many replicas failed above each bar.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
@@ -203,7 +205,7 @@ def plot(tables, spec, outputs):
             labels.append(f"failed: {d}")
         width, height = fig.get_size_inches()
         ncol = max(1, min(len(labels), int(width // 1.8)))
-        fig.suptitle(spec["description"])
+        fig.suptitle(textwrap.fill(spec["description"], 90))
         fig.tight_layout(rect=(0, (0.1 + 0.19 * int(np.ceil(len(labels) / ncol))) / height, 1, 1))
         fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         if note:
