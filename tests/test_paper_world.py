@@ -273,9 +273,10 @@ def test_paper_config_is_valid(paper_config):
         "mace_omat_0_small", "mace_omat_0_medium"}
     mini = load_world(ROOT / "config" / "config.yaml")
     assert paper_config["strategies"] == mini["strategies"]
-    # every paper-world figure exists in the mini world with the same kind (the mini world also
-    # has the other benchmarks' figures; the paper world wires SN2, NaCl and ice so far)
+    # every paper-world figure exists in the mini world with the same kind; every mini figure is in
+    # the paper world but those it declares unavailable (fig09: no SPICE torsion scans)
     assert set(paper_config["figures"]) <= set(mini["figures"])
+    assert set(mini["figures"]) - set(paper_config["figures"]) == set(paper_config["unavailable_figures"]) == {"fig09"}
     for name, fig in paper_config["figures"].items():
         assert fig["kind"] == mini["figures"][name]["kind"], name
 
@@ -439,11 +440,28 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     # the combined set (ice_test_errors, md_stability); fig19: naive, LoRA and pseudolabel on the four
     # single phases (on the combined set they are ice_test_errors'); fig05: naive with averaged E0s on
     # each phase (the estimated ones are fig19's); fig12: two more loss-weight variants of naive on Ih
+    # fig18: naive fine-tunes of MACE-OMat-0 small on the four single phases (medium's are fig19's)
     nacl = n_strategies * (3 + 1 + 1)
-    ice = n_strategies + 3 * 4 + 4 + 2
-    assert stats["finetune"] == sn2 + nacl + ice == 166
+    ice = n_strategies + 3 * 4 + 4 + 2 + 4
+    # LPSC: every strategy (lpsc_test_errors; fig10's LPSC runs are these), and again from MACE-MP-0
+    # medium (fig17); fig03a: pseudolabel from the four foundations not yet counted; fig04a: naive
+    # and LoRA with averaged E0s; fig13: two learning rates; fig15: two more replay sets. SPICE: every
+    # strategy with one configuration per molecule (fig08, fig10's SPICE runs)
+    lpsc = 2 * n_strategies + 4 + 2 + 2 + 2
+    spice = n_strategies
+    assert stats["finetune"] == sn2 + nacl + ice + lpsc + spice == 204
     assert stats["run_md"] == stats["rdf"] == nacl and stats["run_stability"] == 2 * n_strategies
     assert stats["reference_mlip_nacl"] == stats["reference_rdf_nacl"] == 1
     # SN2: r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's
-    # combined set); NaCl: the MP2 data; ice: a training and a validation file per phase
-    assert stats["download"] == 12 + 1 + 8
+    # combined set); NaCl: the MP2 data; ice: a training and a validation file per phase; SPICE: the
+    # two MACE-OFF tarballs (each unpacked); LPSC: LPSC_600 and the two held-out files; Fig. 10: the
+    # OMat replay file, whose held-out part is every benchmark's pretraining set
+    assert stats["download"] == 12 + 1 + 8 + 2 + 3 + 1
+    assert stats["extract_archive"] == 2
+    # the two replay files split into a held-out pretraining test set and a replay pool: MPtrj (the
+    # random and combined replay sets are drawn from its pool) and the OMat one (the pretraining sets)
+    assert stats["split_pretraining_corpus"] == 2 and stats["convert_replay"] == 3
+    # derived sets: SN2's four near-transfer sets (fig07) and each benchmark's pretraining set (fig10);
+    # foundations before fine-tuning: on the five test sets (fig02), the five pretraining sets (fig10)
+    # and, for MP-0 and OMat-0 medium, the two LPSC held-out sets (fig17)
+    assert stats["derive_set"] == 4 + 5 and stats["evaluate_zeroshot"] == 5 + 5 + 2 * 2

@@ -14,7 +14,13 @@ what the training and evaluation rules consume from those converted files:
 ``canonicalize``
     a replay file with whatever label keys it has (``energy``/``forces``/``stress``,
     ``REF_*``, ...) rewritten with the canonical keys, so that ``--pt_train_file`` is read with
-    the same ``--energy_key`` as the target data.
+    the same ``--energy_key`` as the target data;
+``extract``
+    the ``.xyz``/``.extxyz`` members of a tarball source (the MACE-OFF split) concatenated into
+    one file, streamed, before conversion (:func:`extract_xyz`);
+``split-corpus``
+    a canonical replay file split into a held-out pretraining-distribution test set and the pool
+    every replay set of that file is drawn from (:func:`split_corpus`; Fig. 10).
 
 SN2 (water-ice-group/organic_neb_mace, ``02_model_for_sn2_nebs``)
 ------------------------------------------------------------------
@@ -84,6 +90,53 @@ stand-in: per-element least-squares energies of the training split (mace-torch's
 The fine-tunes' ``estimated`` E0s need no isolated atoms; the ``isolated`` E0 mode (the
 from-scratch baseline, the reference MLIP) then means mace's ``average`` E0s of the full training
 split, and mlipft.validate_data's energy bounds check binding energies against that fit.
+
+SPICE (the MACE-OFF cleaned split, wB97M-D3BJ): recipe ``spice_maceoff``
+-------------------------------------------------------------------------
+Inputs ``train`` and ``test``: ``train_large_neut_no_bad_clean.tar.gz`` and
+``test_large_neut_all.tar.gz`` of the Apollo record (manual downloads), their extxyz members
+concatenated (rule extract_archive: :func:`extract_xyz`; the member names are not known offline)
+and converted (``energy``/``forces``). Frames are grouped into molecules by ``molecule_key``:
+``auto`` takes the first of :data:`MOLECULE_KEYS` (``molecule``, ``smiles``, ``mol_id``, ``name``)
+that every frame carries (the mini world's generator writes ``molecule`` and ``smiles``), else the
+atom-ordered species sequence (conformers of one SPICE molecule share their atom order; isomers that
+happened to share it would count as one molecule). Which keys the MACE-OFF files carry is not
+confirmed offline; ``summary.json`` records the key used. Of every molecule (``n_molecules``: a
+seeded subset of them, null all) the first conformer in :func:`seeded_order` is ``train.xyz`` (one
+configuration per molecule, the paper's Fig. 8 training set); ``n_valid`` of the remaining
+conformers (seeded) are ``valid.xyz``; ``train_all.xyz`` is every training-molecule frame but the
+validation ones (``train.xyz`` is a subset). ``test.xyz`` is the MACE-OFF test split (``n_test``: a
+seeded subset), none of whose frames may be a training frame. Frames must be neutral
+(``total_charge``/``charge`` 0). ``isolated_atoms.xyz``: the training split's ``IsolatedAtom`` rows
+when they cover every element, else least-squares stand-ins (as NaCl). No source of reference
+torsion scans is known (the record holds the split; the archive's known paths none): the recipe
+writes no ``torsions.xyz`` and Fig. 9 is unavailable in the paper world.
+
+LPSC (Li6PS5Cl argyrodite, PBE; the archive's ``li/`` folder): recipe ``lpsc_archive``
+--------------------------------------------------------------------------------------
+Input ``data``: ``li/data/LPSC_600.extxyz`` (``ref_energy``/``ref_forces``/``stress``), split by a
+seeded permutation stratified by composition (:func:`split_stratified`, as NaCl) into ``n_valid``,
+``n_test`` and ``n_train`` (null: the rest) frames. Inputs ``other_argyrodites`` and
+``non_argyrodites``: the paper's two held-out sets, somewhere in the archive's ``li/`` folder (their
+paths are not confirmed: config/sources/paper.yaml declares them as manual downloads whose fetch
+stops naming the entry and what to check), written whole as ``heldout_other_argyrodites.xyz`` and
+``heldout_non_argyrodites.xyz``; a held-out structure found in the data or in the other held-out file
+stops the build, and frames with an element the training split lacks are dropped (a fine-tuned model
+knows only its training elements; ``foreign_elements: error`` stops instead). Every frame periodic,
+with stress. ``isolated_atoms.xyz``: least-squares stand-ins of the training split, which has one
+composition (the minimum-norm solution: averaged E0s are not identifiable there, the paper's point).
+
+The held-out pretraining-distribution test sets (Fig. 10): :func:`split_corpus`
+-------------------------------------------------------------------------------
+A replay file named under ``scales.<scale>.corpora`` (by source id) is split: a structure is held out
+when a sha256 of the seed and the structure (:func:`frame_key`; or of ``info[group_key]``, all frames
+of a group together) falls below ``test_fraction``, so identical structures always land on the same
+side and the decision does not depend on file order. The held-out part is ``corpora/<id>/test.xyz``;
+the rest, ``corpora/<id>/train.xyz``, is the file every replay set of that source is drawn from
+(:func:`replay_corpus_file`): no replay set drawn from the file shares a structure with its test set.
+A benchmark's ``pretraining`` set is the derived set ``{corpus: <id>, elements_of: train}``: the
+held-out structures made of its elements (mlipft.derive), scored through the target head
+(``pretraining``) and, for multihead fine-tunes, the replay head (``pretraining_pt``).
 """
 
 from __future__ import annotations
@@ -701,7 +754,7 @@ def _check_molecular_at(frames: Sequence[Atoms], numbers: Sequence[int], where: 
                 except (TypeError, ValueError):
                     raise PaperDataError(f"{where}: frame {i}: {key} is not a number: {atoms.info[key]!r}") from None
                 if charge != 0.0:
-                    raise PaperDataError(f"{where}: frame {i}: {key} {atoms.info[key]!r}: a charged configuration "
+                    raise PaperDataError(f"{where}: frame {i}: {key} {charge:g}: a charged configuration "
                                          f"(MACE sees no charge; the SPICE benchmark takes the neutral split)")
 
 
@@ -1021,29 +1074,33 @@ def extract_xyz(tarball: str | Path, output: str | Path) -> dict:
     name). A file that is not a tar archive, or one without such a member, is an error naming the
     file (and its members). Returns the members taken and skipped."""
     import tarfile
+    import zlib
 
     tarball = Path(tarball)
-    try:
-        archive = tarfile.open(tarball, mode="r:*")
-    except (tarfile.TarError, OSError) as err:
-        raise PaperDataError(f"{tarball}: not a readable tar archive: {err}") from None
+    if not tarball.is_file() or not tarfile.is_tarfile(tarball):
+        raise PaperDataError(f"{tarball}: not a readable tar archive")
     taken, skipped = [], []
-    with archive, atomic_path(output) as tmp:
-        with open(tmp, "wb") as out:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                if not member.name.endswith(XYZ_SUFFIXES) or Path(member.name).name.startswith("."):
-                    skipped.append(member.name)
-                    continue
-                handle = archive.extractfile(member)
-                last = b"\n"
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    out.write(chunk)
-                    last = chunk[-1:]
-                if last != b"\n":  # the next member's count line must start a line
-                    out.write(b"\n")
-                taken.append({"member": member.name, "bytes": member.size})
+    with tarfile.open(tarball, mode="r:*") as archive, atomic_path(output) as tmp:
+        member = None
+        try:
+            with open(tmp, "wb") as out:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    if not member.name.endswith(XYZ_SUFFIXES) or Path(member.name).name.startswith("."):
+                        skipped.append(member.name)
+                        continue
+                    with archive.extractfile(member) as handle:
+                        last = b"\n"
+                        while chunk := handle.read(1 << 20):
+                            out.write(chunk)
+                            last = chunk[-1:]
+                    if last != b"\n":  # the next member's count line must start a line
+                        out.write(b"\n")
+                    taken.append({"member": member.name, "bytes": member.size})
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+            raise PaperDataError(f"{tarball}: corrupt or truncated tar archive (at member "
+                                 f"{getattr(member, 'name', None)!r}): {err}") from None
         if not taken:
             raise PaperDataError(f"{tarball}: no .xyz / .extxyz member (members: {skipped[:20]}"
                                  f"{' ...' if len(skipped) > 20 else ''})")
