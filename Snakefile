@@ -13,7 +13,7 @@ min_version("9.0")
 
 # Layered configuration: the world-independent layer (training defaults, strategy registry,
 # variants, figure grids), then a world over it: the mini world by default, or the config files
-# given with --configfile (config/paper.yaml, your own system's), which replace it.
+# given with --configfile (config/paper.yaml, your own system's: config/examples/own_system.yaml), which replace it.
 configfile: "config/shared.yaml"
 
 
@@ -32,6 +32,10 @@ if config["world"] == "mini":
 
     include: "rules/mini_world.smk"
 
+elif config["world"] == "own":
+
+    include: "rules/own_world.smk"
+
 else:
 
     include: "rules/paper_world.smk"
@@ -42,4 +46,5 @@ include: "rules/analysis_errors.smk"
 include: "rules/analysis_neb.smk"
 include: "rules/analysis_torsion.smk"
 include: "rules/analysis_md.smk"
+include: "rules/analysis_symmetry.smk"
 include: "rules/figures.smk"

@@ -14,7 +14,7 @@ rule run_md:
     output:
         PATHS.pattern("md"),
     params:
-        md=SC["md"],
+        md=SC.get("md"),  # an own world's scale has it only when a figure runs MD (mlipft.own)
         dtype=config["default_dtype"],
         device=config["device"],
     threads: 1
@@ -67,8 +67,8 @@ rule run_stability:
     output:
         PATHS.pattern("stability"),
     params:
-        stability=json.dumps(SC["stability"]),
-        replicas=SC["stability"]["replicas"],
+        stability=json.dumps(SC.get("stability")),
+        replicas=(SC.get("stability") or {}).get("replicas"),
         frame=lambda w: md_entry(w.benchmark).get("frame", 0),
         dtype=config["default_dtype"],
         device=config["device"],

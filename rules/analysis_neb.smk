@@ -12,7 +12,7 @@ rule run_neb:
         PATHS.pattern("neb"),
     params:
         reactions=neb_reactions,
-        neb=SC["neb"],
+        neb=SC.get("neb"),
         dtype=config["default_dtype"],
         device=config["device"],
     threads: config["threads"]

@@ -11,7 +11,7 @@ rule run_torsions:
     output:
         PATHS.pattern("torsions"),
     params:
-        torsion=SC["torsion"],
+        torsion=SC.get("torsion"),
         dtype=config["default_dtype"],
         device=config["device"],
     threads: config["threads"]

@@ -92,6 +92,7 @@ rule fit_e0s:
     params:
         dtype=config["default_dtype"],
         fill=config["e0_fill"],
+        device=config["device"],
     threads: config["threads"]
     log:
         PATHS.pattern("log:fit_e0s@e0s"),
@@ -101,7 +102,8 @@ rule fit_e0s:
         "../envs/mlipft.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m mlipft.e0s --train {input.train:q} --foundation {input.foundation:q} "
-        "--isolated {input.isolated:q} --cover {input.valid:q} --default-dtype {params.dtype:q} --fill {params.fill:q} --output {output:q} > {log:q} 2>&1"
+        "--isolated {input.isolated:q} --cover {input.valid:q} --default-dtype {params.dtype:q} --fill {params.fill:q} "
+        "--device {params.device:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule finetune:

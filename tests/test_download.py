@@ -1,5 +1,6 @@
 """Tests of mlipft.download against a local HTTPS server on 127.0.0.1 (no other network; its
-self-signed certificate is made with the openssl command line once per session)."""
+self-signed certificate is made with the openssl command line once per session). Downloads go
+through pooch (requests), which trusts the certificate through REQUESTS_CA_BUNDLE."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import ssl
 import subprocess
 import threading
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,13 +23,6 @@ PAPER_LOCK = ROOT / "config" / "sources" / "paper.lock.tsv"
 
 BODY = b"3\nLattice=\"1 0 0 0 1 0 0 0 1\" REF_energy=-1.0\n" + bytes(range(256)) * 40
 SHA = hashlib.sha256(BODY).hexdigest()
-
-_CLIENT: dict = {}  # the opener trusting the test server's certificate (set by the `tls` fixture)
-
-
-def opener(request, timeout):
-    return _CLIENT["opener"].open(request, timeout=timeout)
-
 
 # --------------------------------------------------------------------------- server
 
@@ -69,6 +62,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True  # server closes the socket mid-body
         elif mode == "html":
             self._send(200, b"<html>login</html>", ctype="text/html; charset=utf-8")
+        elif mode == "corrupt" and n <= route["times"]:  # same length, other bytes
+            self._send(200, body[:-1] + bytes([body[-1] ^ 1]))
         else:
             self._send(200, body)
 
@@ -82,7 +77,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory):
-    """A self-signed certificate for 127.0.0.1: (cert, key); the test opener trusts it."""
+    """A self-signed certificate for 127.0.0.1: (cert, key)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("the openssl command is needed to make the test server's certificate")
@@ -91,17 +86,14 @@ def tls(tmp_path_factory):
     subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
-    context = ssl.create_default_context(cafile=str(cert))
-    _CLIENT["opener"] = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                    urllib.request.HTTPSHandler(context=context))
     return cert, key
 
 
 @pytest.fixture
 def server(tls, monkeypatch):
-    """An HTTPS server on 127.0.0.1; the default opener of mlipft.download trusts it too."""
+    """An HTTPS server on 127.0.0.1, trusted by mlipft.download's downloads (requests)."""
     cert, key = tls
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # for urllib's default context (the CLI)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
@@ -124,7 +116,7 @@ def server(tls, monkeypatch):
 def _clean_env(monkeypatch):
     monkeypatch.delenv(dl.LOCAL_DATA_ENV, raising=False)
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY"):
+                "ALL_PROXY", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -137,12 +129,13 @@ def fetch(src, tmp_path, **kw):
     kw.setdefault("retries", 3)
     kw.setdefault("backoff", 0.0)
     kw.setdefault("timeout", 5.0)
-    kw.setdefault("opener", opener)
     return dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", **kw)
 
 
 def leftovers(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*") if p.name.endswith((".part", ".tmp"))]
+    """Temporary files: ours (.part, .tmp, .download) and pooch's (tmp* beside the destination)."""
+    return [p for p in directory.rglob("*")
+            if p.name.endswith((".part", ".tmp", ".download")) or p.name.startswith("tmp")]
 
 
 # --------------------------------------------------------------------------- fetch
@@ -264,11 +257,80 @@ def test_html_landing_page_is_rejected(server, tmp_path):
     assert not src.path(tmp_path / "raw").exists()
 
 
+# --------------------------------------------------------------------------- digests (pooch)
+
+
+def test_downloads_go_through_pooch_retrieve_with_the_locked_hash(server, tmp_path, monkeypatch):
+    """First download: no known hash (trust on first use, recorded); later ones: the lock's."""
+    import pooch
+
+    calls = []
+    real = pooch.retrieve
+    monkeypatch.setattr(pooch, "retrieve", lambda url, known_hash=None, **kw: calls.append(known_hash)
+                        or real(url, known_hash=known_hash, **kw))
+    server.routes["/f.xyz"] = {"mode": "ok"}
+    src = make_source(server.base + "/f.xyz")
+    out = fetch(src, tmp_path)
+    out.unlink()
+    fetch(src, tmp_path)
+    assert calls == [None, f"sha256:{SHA}"]
+    assert out.read_bytes() == BODY and not leftovers(tmp_path)
+
+
+def test_corrupted_transfer_is_retried(server, tmp_path):
+    server.routes["/f.xyz"] = {"mode": "corrupt", "times": 1}
+    src = make_source(server.base + "/f.xyz")
+    dl.write_lock(tmp_path / "lock.tsv", {src.id: dl.LockEntry(src.id, SHA, len(BODY), src.url)})
+    sleeps = []
+    fetch(src, tmp_path, backoff=0.25, sleep=sleeps.append)
+    assert server.hits["/f.xyz"] == 2 and sleeps == [0.25]
+    assert src.path(tmp_path / "raw").read_bytes() == BODY and not leftovers(tmp_path)
+
+
+def test_corrupted_file_is_refused(server, tmp_path):
+    """Every attempt returns other bytes than the lock's: refused, nothing kept, lock untouched."""
+    server.routes["/f.xyz"] = {"mode": "corrupt", "times": 99}
+    src = make_source(server.base + "/f.xyz")
+    dl.write_lock(tmp_path / "lock.tsv", {src.id: dl.LockEntry(src.id, SHA, len(BODY), src.url)})
+    with pytest.raises(dl.ChecksumMismatch) as err:
+        fetch(src, tmp_path, retries=2)
+    corrupt = BODY[:-1] + bytes([BODY[-1] ^ 1])
+    assert err.value.expected == SHA and err.value.actual == hashlib.sha256(corrupt).hexdigest()
+    assert err.value.origin == src.url and err.value.path == src.path(tmp_path / "raw")
+    assert server.hits["/f.xyz"] == 3
+    assert not src.path(tmp_path / "raw").exists() and not leftovers(tmp_path)
+    assert dl.read_lock(tmp_path / "lock.tsv")[src.id].sha256 == SHA
+
+
+def test_changed_upstream_file_is_refused_after_the_first_download(server, tmp_path):
+    server.routes["/f.xyz"] = {"mode": "ok"}
+    src = make_source(server.base + "/f.xyz")
+    fetch(src, tmp_path).unlink()
+    server.routes["/f.xyz"] = {"mode": "ok", "body": b"the same name, other bytes"}
+    with pytest.raises(dl.ChecksumMismatch, match="remove the 'sn2_train' row"):
+        fetch(src, tmp_path, retries=0)
+    assert dl.read_lock(tmp_path / "lock.tsv")[src.id].sha256 == SHA
+
+
+def test_lock_is_written_once(server, tmp_path, monkeypatch):
+    writes = []
+    real = dl.write_lock
+    monkeypatch.setattr(dl, "write_lock", lambda path, entries: writes.append(dict(entries)) or real(path, entries))
+    server.routes["/f.xyz"] = {"mode": "ok"}
+    src = make_source(server.base + "/f.xyz")
+    out = fetch(src, tmp_path)
+    fetch(src, tmp_path)  # in place: no-op
+    out.unlink()
+    fetch(src, tmp_path)  # downloaded again, checked against the row, which stays as it is
+    assert len(writes) == 1 and set(writes[0]) == {src.id}
+    assert server.hits["/f.xyz"] == 2
+
+
 # --------------------------------------------------------------------------- https only
 
 
-def _no_network(request, timeout):  # an opener that must never be called
-    raise AssertionError(f"network access to {request.full_url}")
+def _no_network(url, output_file, pooch, check_only=False):  # a downloader that must never be called
+    raise AssertionError(f"network access to {url}")
 
 
 @pytest.mark.parametrize("url,needle", [
@@ -286,7 +348,7 @@ def test_non_https_source_is_refused_before_any_access(tmp_path, url, needle):
     local.mkdir()
     (local / src.basename).write_bytes(BODY)
     with pytest.raises(dl.InsecureSource) as err:
-        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", local_dirs=[local], opener=_no_network)
+        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", local_dirs=[local], downloader=_no_network)
     assert str(err.value).startswith(f"source 'sn2_train': refusing {url!r}: ")
     assert needle in str(err.value) and err.value.source_id == "sn2_train"
     assert isinstance(err.value, dl.DownloadError)
@@ -318,7 +380,7 @@ def test_file_url_is_a_local_file(tmp_path):
 
 
 def test_redirect_to_http_is_refused_before_it_is_followed(server, tmp_path):
-    """mlipft.download's own opener stops at the 302: the plain-http address is never contacted."""
+    """mlipft.download's downloader stops at the 302: the plain-http address is never contacted."""
     server.routes["/f.xyz"] = {"mode": "redirect", "to": "http://127.0.0.1:9/f.xyz"}
     src = make_source(server.base + "/f.xyz")
     with pytest.raises(dl.DownloadError) as err:
@@ -329,28 +391,23 @@ def test_redirect_to_http_is_refused_before_it_is_followed(server, tmp_path):
     assert not src.path(tmp_path / "raw").exists() and not leftovers(tmp_path)
 
 
+def test_redirect_chain_ending_on_http_is_refused(server, tmp_path):
+    """Each hop is checked before it is followed, not only the first."""
+    server.routes["/a.xyz"] = {"mode": "redirect", "to": server.base + "/b.xyz"}
+    server.routes["/b.xyz"] = {"mode": "redirect", "to": "http://127.0.0.1:9/f.xyz"}
+    src = make_source(server.base + "/a.xyz")
+    with pytest.raises(dl.DownloadError, match=r"/b\.xyz redirects \(302\) to http://127\.0\.0\.1:9/f\.xyz"):
+        fetch(src, tmp_path)
+    assert server.hits == {"/a.xyz": 1, "/b.xyz": 1}
+    assert not src.path(tmp_path / "raw").exists() and not leftovers(tmp_path)
+
+
 def test_redirect_to_https_is_followed(server, tmp_path):
     server.routes["/old.xyz"] = {"mode": "redirect", "to": server.base + "/f.xyz"}
     server.routes["/f.xyz"] = {"mode": "ok"}
     src = make_source(server.base + "/old.xyz")
     out = dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", retries=0, timeout=5.0)
     assert out.read_bytes() == BODY and server.hits == {"/old.xyz": 1, "/f.xyz": 1}
-
-
-def test_any_opener_that_ends_on_http_is_refused(tmp_path):
-    """Another opener (one that follows every redirect): the final address is checked."""
-    import io
-
-    class Response(io.BytesIO):
-        def __init__(self, body):
-            super().__init__(body)
-            self.url = "http://mirror.example.org/f.xyz"
-            self.headers = {"Content-Length": str(len(body))}
-
-    src = make_source("https://example.org/f.xyz")
-    with pytest.raises(dl.DownloadError, match=r"redirected to http://mirror\.example\.org/f\.xyz, which is refused"):
-        dl.fetch(src, tmp_path / "raw", tmp_path / "lock.tsv", opener=lambda r, t: Response(BODY), retries=0)
-    assert not leftovers(tmp_path) and not src.path(tmp_path / "raw").exists()
 
 
 # --------------------------------------------------------------------------- local copies
@@ -497,7 +554,7 @@ sources:
 """)
     common = ["--sources", str(sources), "--lock", str(tmp_path / "lock.tsv"),
               "--dest", str(tmp_path / "raw"), "--retries", "0"]
-    assert dl.main(common + ["good"]) == 0  # default urllib opener, proxies cleared
+    assert dl.main(common + ["good"]) == 0  # the default downloader, proxies cleared
     assert (tmp_path / "raw" / "d" / "good.xyz").read_bytes() == BODY
     assert dl.main(common + ["--verify"]) == 0
     assert dl.main(common + ["gone"]) == 1

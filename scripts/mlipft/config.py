@@ -115,6 +115,10 @@ def resolve(config: dict) -> dict:
     figures = config.get("figures", {})
     for name in config.get("unavailable_figures", {}) or {}:
         figures.pop(name, None)
+    if config.get("world") == "own":  # your own system's figures only: the shared grids name the paper's benchmarks
+        for name, entry in (load(SHARED).get("figures") or {}).items():
+            if figures.get(name) == entry:  # one the own file names is kept, its keys over the shared entry's
+                figures.pop(name)
     scale = (config.get("scales") or {}).get(config.get("scale")) or {}
     for name, overrides in (scale.get("figures") or {}).items():
         if name in figures and isinstance(overrides, dict):
@@ -391,7 +395,8 @@ def check(config: dict, root: str | Path = ROOT) -> None:
                 raise ConfigError(f"config entry scales.{scale_name}.finetune.epochs_by_strategy.{name}: not a strategy"
                                   f" (defined: {sorted(strategies)}){did_you_mean([name], strategies)}")
     for name, strat in strategies.items():
-        if strat.replay and strat.replay not in config["replay"]:
+        # own world: a replay set is needed only where a figure uses it (mlipft.own.check_config)
+        if strat.replay and strat.replay not in config["replay"] and config["world"] != "own":
             raise ConfigError(f"config entry strategies.{name}.replay: unknown replay set {strat.replay!r} "
                               f"(defined: {sorted(config['replay'])})")
     for name, bench in config["benchmarks"].items():
@@ -421,9 +426,14 @@ def check(config: dict, root: str | Path = ROOT) -> None:
             if "pretrain" not in scale:
                 raise ConfigError(f"config entry scales.{config['scale']}.pretrain: needed by the pretrained "
                                   f"foundation {name!r}")
-        elif "source" not in found:
+        elif found["kind"] == "file" and config["world"] != "own":
+            raise ConfigError(f"{where}.kind: a foundation given by its file (kind: file) belongs to world own")
+        elif found["kind"] == "download" and "source" not in found:
             raise ConfigError(f"{where}.source: a downloaded foundation needs a source id")
     for name, rep in config["replay"].items():
+        if "file" in rep and config["world"] != "own":
+            raise ConfigError(f"config entry replay.{name}.file: replay sets given by a file belong to world own "
+                              f"(this world draws them from a corpus)")
         if "combine" in rep:
             unknown = [p for p in rep["combine"] if p not in config["replay"] or p == name
                        or "combine" in config["replay"][p]]
@@ -456,6 +466,10 @@ def check(config: dict, root: str | Path = ROOT) -> None:
         raise ConfigError(f"config entry sources: file not found: {config['sources']}")
     if config["world"] == "paper":
         check_paper(config, root)
+    elif config["world"] == "own":
+        from .own import check_config
+
+        check_config(config)
 
 
 def check_derived(name: str, bench: dict) -> None:
@@ -545,7 +559,7 @@ def check_variants(config: dict) -> None:
             check_flags(spec.get("mace_args") or {}, f"{where}.mace_args")
         except RegistryError as err:
             raise ConfigError(str(err)) from err
-        if spec.get("replay") and spec["replay"] not in config["replay"]:
+        if spec.get("replay") and spec["replay"] not in config["replay"] and config["world"] != "own":
             raise ConfigError(f"{where}.replay: unknown replay set {spec['replay']!r} (defined: {sorted(config['replay'])})")
 
 

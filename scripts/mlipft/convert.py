@@ -25,6 +25,9 @@ Formats (see ``../shared/paper-data/README.md`` for real samples):
     the order xx yy zz yz xz xy, or 9 values, or 3x3) is taken to be in eV/Angstrom^3 and the ASE
     sign convention already, and is only reshaped.
 
+Your own data (``world: own``) is any extxyz file read by :func:`read_keyed` with the label keys
+and units its benchmark entry gives (eV, meV, Hartree, Ry, kcal/mol, kJ/mol; Angstrom, Bohr, nm).
+
 Source keys are read from ``atoms.info`` / ``atoms.arrays`` or, where ASE's extxyz reader moved
 them there (keys named ``energy``, ``forces``, ``stress``, ...), from the calculator it
 attached. Other calculator results are discarded, so only ``REF_*`` labels are written.
@@ -420,6 +423,63 @@ def check_units(atoms_list: Sequence[Atoms], path: str | Path) -> None:
                 f"force component {largest:g} eV/A on atom {atom} exceeds {MAX_FORCE_COMPONENT:g} eV/A; "
                 f"missed unit conversion?",
             )
+
+
+#: eV per unit of the energies of a file (``read_keyed``): CODATA 2018 Hartree (as ``runner``),
+#: the Rydberg half of it, and kcal/mol, kJ/mol through the Faraday constant (SI 2019, exact).
+_FARADAY = 96485.33212331001  # C/mol: eV per (J/mol) = 1 / F
+ENERGY_UNITS = {"eV": 1.0, "meV": 1e-3, "hartree": HARTREE_TO_EV, "Ry": HARTREE_TO_EV / 2,
+                "kcal/mol": 4184.0 / _FARADAY, "kJ/mol": 1000.0 / _FARADAY}
+#: Angstrom per unit of the positions and cell of a file (``read_keyed``).
+LENGTH_UNITS = {"angstrom": 1.0, "bohr": BOHR_TO_ANGSTROM, "nm": 10.0}
+
+
+def read_keyed(path: str | Path, energy_key: str = ENERGY_KEY, forces_key: str = FORCES_KEY,
+               stress_key: str | None = STRESS_KEY, *, energy_unit: str = "eV", length_unit: str = "angstrom",
+               require_stress: bool = False, isolated_atoms: bool = False, check: bool = True) -> list[Atoms]:
+    """Read any extxyz file whose labels are under the given keys and in the given units, into
+    canonical Atoms (``REF_*`` keys, eV, Angstrom): your own data (``world: own``).
+
+    Energies are multiplied by ``ENERGY_UNITS[energy_unit]``, positions and cell by
+    ``LENGTH_UNITS[length_unit]``, forces by their ratio and a stress by energy / length^3 (the
+    ASE sign convention is assumed). A stress is converted where a frame has ``stress_key``, and
+    required on periodic frames with ``require_stress``. ``isolated_atoms``: every frame is an
+    isolated atom (one atom, ``config_type=IsolatedAtom`` set where absent; no forces needed).
+    ``check``: :func:`check_units` on the result (off to diagnose units another way first).
+    A missing label names the file, the frame and the keys found there."""
+    if energy_unit not in ENERGY_UNITS or length_unit not in LENGTH_UNITS:
+        raise ValueError(f"unknown unit {energy_unit!r} / {length_unit!r}: energy one of {sorted(ENERGY_UNITS)}, "
+                         f"length one of {sorted(LENGTH_UNITS)}")
+    path = Path(path)
+    energy_factor, length_factor = ENERGY_UNITS[energy_unit], LENGTH_UNITS[length_unit]
+    with open(path) as fh:
+        try:
+            raw = ase.io.read(fh, index=":", format="extxyz", properties_parser=_parse_comment_line)
+        except Exception as err:  # ASE raises many types for malformed extxyz
+            raise ConversionError(f"{path}: not a readable extxyz file: {err}") from err
+    if not raw:
+        raise ConversionError(f"{path}: no frames found")
+    frames = []
+    for index, atoms in enumerate(raw):
+        if isolated_atoms:
+            if len(atoms) != 1:
+                raise _frame_error(path, index, f"an isolated-atom file holds single atoms; this frame has {len(atoms)}")
+            atoms.info.setdefault(CONFIG_TYPE_KEY, ISOLATED_ATOM)
+        results = atoms.calc.results if atoms.calc is not None else {}
+        has_stress = stress_key is not None and _lookup(atoms, results, stress_key) is not None
+        out = _relabel(path, index, atoms, energy_key, forces_key,
+                       stress_key if (require_stress or has_stress) else None)
+        if length_factor != 1.0:
+            out.set_cell(out.cell.array * length_factor, scale_atoms=False)
+            out.positions = out.positions * length_factor
+        out.info[ENERGY_KEY] = out.info[ENERGY_KEY] * energy_factor
+        out.arrays[FORCES_KEY] = out.arrays[FORCES_KEY] * (energy_factor / length_factor)
+        if STRESS_KEY in out.info:
+            out.info[STRESS_KEY] = np.asarray(out.info[STRESS_KEY]) * (energy_factor / length_factor**3)
+        frames.append(out)
+    if check:
+        check_units(frames, path)
+    return frames
 
 
 FORMATS: dict[str, Callable[..., list[Atoms]]] = {

@@ -1,9 +1,11 @@
 """Fetch the raw sources of the paper world, reproducibly and without partial files.
 
-Sources are listed in a YAML file (``config/sources/paper.yaml``, schema in its header
-comment); the sha256 of every file is pinned in a TSV lock file
-(``config/sources/paper.lock.tsv``: ``id  sha256  bytes  url``, sorted by id) the first time
-it is fetched, and checked on every later fetch.
+What is ours here: the sources (``config/sources/paper.yaml``, schema in its header comment), the
+lock of their digests (``config/sources/paper.lock.tsv``: ``id  sha256  bytes  url``, sorted by
+id), licences that must be accepted, and local directories holding copies. The transfer itself,
+its sha256 check against a known digest and the move into place are pooch's
+(:func:`pooch.retrieve` with ``known_hash``; requests underneath), retried here with exponential
+backoff.
 
 A file is obtained, in this order, from
 
@@ -11,18 +13,26 @@ A file is obtained, in this order, from
 2. a local copy, for clusters without internet: each directory given in ``local_dirs`` and
    in the environment variable ``MLIPFT_LOCAL_DATA`` (``os.pathsep``-separated) is searched
    for the source's ``dest`` path, then for its basename; the file is hard-linked (or copied)
-   into place;
-3. its URL, with retries and exponential backoff, streamed into a temporary file in the
-   destination directory and moved into place with ``os.replace`` only once complete and
-   checked.
+   into place; a ``file://`` URL is such a copy too;
+3. its URL: :func:`pooch.retrieve` streams it into a temporary file beside the destination and
+   checks it against the locked sha256 before keeping it; a failed transfer (connection, 5xx,
+   408/425/429, a truncated body, a digest that differs) is tried again, ``retries`` times, after
+   ``backoff * 2**k`` seconds; a 4xx answer is not. The checked file is then moved into place
+   under the lock's flock.
 
 Nothing is ever left under the final name unless it is complete and matches the lock.
+
+Trust on first use: the lock is filled by the first real download of each source. Until then a
+source has no row (the committed lock has none: nothing was downloaded from the machines this
+workflow was written on), its first download is checked by nothing but https, and its digest is
+recorded from whatever that download returned; from then on every download, local copy or file
+already in place must match it. Review the lock rows a first download adds (``git diff``) before
+committing them.
 
 Only ``https://`` URLs are fetched (and ``file://`` paths, local files): a source with an
 ``http://`` (or ``ftp://``, ...) URL is refused, naming its id, when the sources file is read
 and again by :func:`fetch` before anything is looked up or downloaded, and a download redirected
-to a plain-http address is abandoned. The sha256 lock pins the bytes of every file already
-fetched once; https protects the first fetch, which records the digest.
+to a plain-http address is abandoned before that address is contacted.
 
 Downloaded foundation models are loaded with ``torch.load(..., weights_only=False)``
 (:mod:`mlipft.paper`, :mod:`mlipft.train`, mace itself): a MACE ``.model`` file is a pickled
@@ -38,8 +48,7 @@ Command line::
         [--local-dir DIR ...] [--accept-licences] [--offline] ID [ID ...]
 
 (``--all`` fetches every source, ``--kind KIND`` every source of one kind, ``--list`` prints
-the sources, ``--verify`` checks files on disk against the lock.)  Only the standard library
-and PyYAML are used.
+the sources, ``--verify`` checks files on disk against the lock.)
 """
 
 from __future__ import annotations
@@ -48,16 +57,13 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
-import http.client
 import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -408,57 +414,85 @@ def _retryable_http(code: int) -> bool:
     return code >= 500 or code in (408, 425, 429)
 
 
-class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only to another https URL: a downgrade to http is refused before the
-    plain-http address is contacted."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urllib.parse.urlsplit(newurl).scheme.lower() != "https":
-            raise _Fatal(f"{req.full_url} redirects ({code}) to {newurl}, which is refused: a download "
-                         f"is only redirected to another https URL")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+class _Refused(Exception):
+    """Internal: a download that retrying will not fix (not a ValueError nor a requests error,
+    so that pooch never retries it either)."""
 
 
-def _default_opener(request: urllib.request.Request, timeout: float):
-    return urllib.request.build_opener(_HttpsOnlyRedirects).open(request, timeout=timeout)
+def _scheme(url: str) -> str:
+    return urllib.parse.urlsplit(url).scheme.lower()
 
 
-def _stream_to(response, tmp: Path, url: str) -> tuple[str, int]:
-    """Copy a response body into ``tmp`` while hashing it; check Content-Length."""
-    final = getattr(response, "url", None) or url  # after redirects (any opener)
-    if urllib.parse.urlsplit(final).scheme.lower() != urllib.parse.urlsplit(url).scheme.lower():
-        raise _Fatal(f"{url} was redirected to {final}, which is refused: a download stays on https")
-    expected = response.headers.get("Content-Length")
-    ctype = (response.headers.get("Content-Type") or "").lower()
-    if ctype.startswith("text/html") and not url.lower().endswith((".html", ".htm")):
-        raise _Fatal(f"{url} returned an HTML page (Content-Type {ctype}), not the file; "
-                     f"it is probably a landing or login page")
-    h = hashlib.sha256()
-    n = 0
-    head = b""
-    with open(tmp, "wb") as fh:
-        while chunk := response.read(CHUNK):
-            if len(head) < len(_LFS_POINTER):
-                head += chunk[: len(_LFS_POINTER)]
-            h.update(chunk)
-            fh.write(chunk)
-            n += len(chunk)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if expected is not None and expected.isdigit() and int(expected) != n:
-        raise ConnectionError(f"connection closed after {n} of {expected} bytes")
-    if head.startswith(_LFS_POINTER) and n < 1024:
-        raise _Fatal(f"{url} returned a Git LFS pointer ({n} bytes), not the file itself")
-    return h.hexdigest(), n
+def _https_downloader(timeout: float):
+    """pooch's HTTP downloader (requests), kept on https: every response is checked before
+    requests follows it (a redirect to a non-https address is refused before that address is
+    contacted), and an HTML page or a Git LFS pointer in place of the file is refused."""
+    import pooch
+
+    class HttpsDownloader(pooch.HTTPDownloader):
+        def __init__(self):
+            super().__init__(progressbar=False, chunk_size=CHUNK, timeout=timeout,
+                             headers={"User-Agent": USER_AGENT}, hooks={"response": self.check})
+
+        def check(self, response, *args, **kwargs):
+            if response.is_redirect:
+                target = urllib.parse.urljoin(response.url, response.headers.get("Location", ""))
+                if _scheme(target) != "https":
+                    raise _Refused(f"{response.url} redirects ({response.status_code}) to {target}, which is "
+                                   f"refused: a download is only redirected to another https URL")
+                return response
+            if _scheme(response.url) != "https":
+                raise _Refused(f"the download ended on {response.url}, which is refused: a download stays on https")
+            ctype = (response.headers.get("Content-Type") or "").lower()
+            if response.ok and ctype.startswith("text/html") and not response.url.lower().endswith((".html", ".htm")):
+                raise _Refused(f"{response.url} returned an HTML page (Content-Type {ctype}), not the file; "
+                               f"it is probably a landing or login page")
+            return response
+
+        def __call__(self, url, output_file, pooch_, check_only=False):
+            result = super().__call__(url, output_file, pooch_, check_only=check_only)
+            if not check_only:
+                with open(output_file, "rb") as fh:
+                    head = fh.read(1024)
+                if head.startswith(_LFS_POINTER) and len(head) < 1024:
+                    raise _Refused(f"{url} returned a Git LFS pointer ({len(head)} bytes), not the file itself")
+            return result
+
+    return HttpsDownloader()
 
 
-class _Fatal(Exception):
-    """Internal: a download failure that retrying will not fix."""
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs every download to stderr (and, without a known hash, advice meant for pooch's
+    own users); this module logs its own lines."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _download(source: Source, tmp: Path, *, retries: int, backoff: float, timeout: float,
-              opener: Callable, sleep: Callable[[float], None]) -> tuple[str, int]:
-    request = urllib.request.Request(source.url, headers={"User-Agent": USER_AGENT})
+_POOCH_MISMATCH = re.compile(r"but got ([0-9a-fA-F]{64})")
+
+
+def _download(source: Source, final: Path, staging: Path, known_sha256: str | None, *, retries: int,
+              backoff: float, timeout: float, sleep: Callable[[float], None],
+              downloader: Callable | None = None) -> None:
+    """``pooch.retrieve(known_hash=...)`` of ``source.url`` into ``staging``, retried.
+
+    pooch writes a temporary file beside ``staging``, checks its sha256 against
+    ``known_sha256`` (when given) and only then moves it to ``staging``. Raises
+    :class:`ChecksumMismatch` when every attempt returned other bytes than the lock's,
+    :class:`DownloadError` otherwise."""
+    import pooch
+    import requests
+
+    downloader = downloader or _https_downloader(timeout)
+    known = f"sha256:{known_sha256}" if known_sha256 else None
     attempts = max(0, int(retries)) + 1
     last: BaseException | None = None
     for attempt in range(attempts):
@@ -468,21 +502,30 @@ def _download(source: Source, tmp: Path, *, retries: int, backoff: float, timeou
                         source.id, attempt, attempts, last, delay)
             if delay > 0:
                 sleep(delay)
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()  # pooch keeps a file already there instead of downloading
         try:
-            with opener(request, timeout) as response:
-                return _stream_to(response, tmp, source.url)
-        except urllib.error.HTTPError as exc:
-            last = exc
-            with contextlib.suppress(Exception):
-                exc.close()
-            if not _retryable_http(exc.code):
-                raise DownloadError(f"source {source.id!r}: HTTP {exc.code} {exc.reason} "
-                                    f"for {source.url}") from exc
-        except _Fatal as exc:
+            with _quiet_pooch():
+                pooch.retrieve(source.url, known_hash=known, fname=staging.name, path=staging.parent,
+                               downloader=downloader)
+            return
+        except _Refused as exc:
             raise DownloadError(f"source {source.id!r}: {exc}") from exc
-        except (urllib.error.URLError, http.client.HTTPException, socket.timeout,
-                ConnectionError, TimeoutError, OSError) as exc:
+        except requests.HTTPError as exc:
             last = exc
+            code = exc.response.status_code if exc.response is not None else None
+            if code is not None and not _retryable_http(code):
+                reason = exc.response.reason if exc.response is not None else ""
+                raise DownloadError(f"source {source.id!r}: HTTP {code} {reason} for {source.url}") from exc
+        except requests.RequestException as exc:  # connection, timeout, truncated body, ...
+            last = exc
+        except ValueError as exc:  # pooch: the download's sha256 is not the known one
+            if known is None or not _POOCH_MISMATCH.search(str(exc)):
+                raise
+            last = exc
+    if isinstance(last, ValueError) and not isinstance(last, requests.RequestException):
+        actual = _POOCH_MISMATCH.search(str(last)).group(1).lower()
+        raise ChecksumMismatch(source.id, final, known_sha256, actual, origin=source.url) from last
     raise DownloadError(f"source {source.id!r}: download of {source.url} failed after "
                         f"{attempts} attempt(s): {last}") from last
 
@@ -514,15 +557,16 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
           local_dirs: Iterable[os.PathLike | str] = (), retries: int = 3,
           backoff: float = 2.0, timeout: float = 60.0,
           accept_licences: bool | Collection[str] = False,
-          opener: Callable | None = None, allow_download: bool = True,
+          downloader: Callable | None = None, allow_download: bool = True,
           sleep: Callable[[float], None] = time.sleep) -> Path:
     """Make ``dest_root/source.dest`` hold the source's file, checked against the lock.
 
     Returns the final path. ``retries`` is the number of further attempts after the first
     (waiting ``backoff * 2**k`` seconds before the k-th retry); ``timeout`` is the socket
     timeout in seconds; ``accept_licences`` is True, or a collection of accepted ids;
-    ``opener(request, timeout)`` returns a response (default ``urllib.request.urlopen``);
-    ``allow_download=False`` only uses files already in place or in local dirs.
+    ``downloader`` is a pooch downloader (default: pooch's HTTP downloader kept on https);
+    ``allow_download=False`` only uses files already in place, in local dirs or at a
+    ``file://`` URL.
 
     A file already at the destination whose digest differs from the lock is moved aside to
     ``<name>.mismatch-<sha12>`` before the file is obtained again; one that is not yet in
@@ -541,7 +585,6 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
     dest_root = Path(dest_root)
     lock_path = Path(lock_path)
     final = source.path(dest_root)
-    opener = opener or _default_opener
 
     locked = read_lock(lock_path).get(source.id)
     if final.is_file() and locked is not None:
@@ -577,8 +620,14 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
         return final
 
     dirs = [Path(d) for d in local_dirs] + local_dirs_from_env()
+    candidates = find_local(source, dirs)
+    if _scheme(source.url) == "file":  # the source is a local file itself
+        own = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source.url).path))
+        if not own.is_file():
+            raise DownloadError(f"source {source.id!r}: {source.url} is not a file")
+        candidates.append(own)
     mismatch: ChecksumMismatch | None = None
-    for cand in find_local(source, dirs):
+    for cand in candidates:
         if cand.resolve() == final.resolve():
             continue
         tmp = _tmp_name(final)
@@ -600,6 +649,8 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+    if _scheme(source.url) == "file":
+        raise mismatch or DownloadError(f"source {source.id!r}: {source.url} is its own destination")
 
     if source.manual:
         if mismatch is not None:
@@ -612,15 +663,18 @@ def fetch(source: Source, dest_root: os.PathLike | str, lock_path: os.PathLike |
                             f"{', '.join(map(str, dirs)) or '(no local dirs)'}, and downloads "
                             f"are disabled (offline)")
 
-    LOG.info("%s: downloading %s", source.id, source.url)
-    tmp = _tmp_name(final)
+    LOG.info("%s: downloading %s%s", source.id, source.url,
+             "" if locked else " (not in the lock yet: its digest will be recorded from this download)")
+    staging = final.with_name(f".{final.name}.{os.getpid()}.download")
     try:
-        digest, size = _download(source, tmp, retries=retries, backoff=backoff,
-                                 timeout=timeout, opener=opener, sleep=sleep)
-        _place(source, tmp, final, digest, size, lock_path, origin=source.url)
+        _download(source, final, staging, locked.sha256 if locked else None, retries=retries,
+                  backoff=backoff, timeout=timeout, sleep=sleep, downloader=downloader)
+        size = staging.stat().st_size
+        digest = locked.sha256 if locked else sha256_file(staging)[0]  # pooch checked a locked one
+        _place(source, staging, final, digest, size, lock_path, origin=source.url)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            staging.unlink()
     LOG.info("%s: saved %s (%d bytes, sha256 %s)", source.id, final, size, digest)
     return final
 

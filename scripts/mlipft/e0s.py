@@ -214,7 +214,7 @@ def main(argv=None) -> None:
                         help="training set (extxyz, REF_energy); several files are fitted as one set")
     parser.add_argument("--foundation", help="foundation model (.model); omit for none")
     parser.add_argument("--isolated", help="extxyz with IsolatedAtom rows at the target level")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda when torch sees a GPU)")
     parser.add_argument("--default-dtype", default="float64")
     parser.add_argument("--elements", nargs="+", help="element symbols to cover even when the training "
                         "set lacks them (average E0 = isolated-atom energy)")
@@ -228,12 +228,14 @@ def main(argv=None) -> None:
     parser.add_argument("--output", required=True, help="JSON to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from .train import resolve_device
+
     elements = list(args.elements or [])
     for path in args.cover or []:
         elements += sorted({s for a in read_configs(path) if a.info.get(CONFIG_TYPE_KEY) != ISOLATED_ATOM
                             for s in a.get_chemical_symbols()})
     result = fit(args.train if len(args.train) > 1 else args.train[0], args.foundation, args.isolated,
-                 args.device, args.default_dtype, sorted(set(elements)) or None, args.fill)
+                 resolve_device(args.device), args.default_dtype, sorted(set(elements)) or None, args.fill)
     write_json(args.output, result)
     log.info("E0s for %s -> %s: initial errors %s", args.train, args.output,
              result["initial_energy_rmse_mev_per_atom"])

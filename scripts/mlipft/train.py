@@ -26,6 +26,8 @@ mace runs in a child process and leaves the caller's torch and logging state alo
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -56,6 +58,44 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: The modules cuEquivariance needs on a GPU: the library and its CUDA kernels (pip packages
+#: cuequivariance-torch and cuequivariance-ops-torch-cu12 or -cu13: envs/requirements-cuda*.txt,
+#: ``make install CUDA=1``).
+CUEQ_MODULES = ("cuequivariance_torch", "cuequivariance_ops_torch")
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def cueq_choice(device: str, mace_args: dict, requested: bool | None = None,
+                installed=None) -> tuple[bool, str]:
+    """Whether ``mace_run_train`` runs with ``--enable_cueq True``, and why (one line of the run's
+    log). On when the run trains on CUDA and both :data:`CUEQ_MODULES` are installed, except:
+
+    - the strategy's ``mace_args`` or the common block set ``enable_cueq`` (that value is used);
+    - the run spec says ``enable_cueq: false``;
+    - the strategy uses LoRA: mace-torch 0.3.16 converts the model to cuEquivariance after
+      injecting the LoRA layers by building a fresh model from its configuration
+      (``mace.cli.convert_e3nn_cueq.run``), which drops them and the weights they wrap (checked
+      on CPU: the converted model's energy changes and every parameter becomes trainable).
+    """
+    if "enable_cueq" in mace_args:
+        value = mace_args["enable_cueq"]
+        on = value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes")
+        return on, "enable_cueq set in the mace arguments"
+    if requested is False:
+        return False, "enable_cueq: false in the run spec"
+    if device != "cuda":
+        return False, f"device {device}"
+    if mace_args.get("lora") in (True, "True", "true"):
+        return False, "LoRA: mace-torch 0.3.16 drops LoRA layers when converting a model to cuEquivariance"
+    missing = [m for m in CUEQ_MODULES if not (installed or _importable)(m)]
+    if missing:
+        return False, f"not installed: {', '.join(missing)} (make install CUDA=1)"
+    return True, "CUDA with cuequivariance-torch and its CUDA kernels"
 
 
 def mace_command(args: list[str]) -> list[str]:
@@ -286,13 +326,10 @@ def prepare(spec: dict, e0_file: str | None, work: str | Path, resume: bool = Fa
         num_samples_pt=spec.get("num_samples_pt"), compute_stress=bool(spec.get("compute_stress", False)),
         common=spec.get("common", {}), scratch_model=spec.get("scratch_model", {}),
     )
-    if run_spec.device == "cuda" and spec.get("enable_cueq", True):
-        try:
-            import cuequivariance_torch  # noqa: F401
-
-            run_spec.common.setdefault("enable_cueq", True)
-        except ImportError:
-            log.info("cuequivariance-torch not installed: training without cuEquivariance")
+    use_cueq, why = cueq_choice(run_spec.device, {**run_spec.common, **strategy.mace_args}, spec.get("enable_cueq"))
+    log.info("cuEquivariance: %s (%s)", "on" if use_cueq else "off", why)
+    if use_cueq and "enable_cueq" not in {**run_spec.common, **strategy.mace_args}:
+        run_spec = dataclasses.replace(run_spec, common={**run_spec.common, "enable_cueq": True})
     return mace_command(build_args(strategy, run_spec) + (["--restart_latest"] if start is not None else []))
 
 

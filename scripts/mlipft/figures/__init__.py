@@ -74,7 +74,7 @@ def spec(config: dict, name: str, world_label: str | None = None) -> dict:
         "figure": name, "kind": fig["kind"], "description": fig["description"], "entry": fig, "axes": axes,
         "labels": labels, "evalsets": cfg.evalsets(config, name), "world": config["world"], "scale": config["scale"],
         "variant_labels": {v: (variants.get(v) or {}).get("label", v) for v in axes["variant"]},
-        "reference_label": world_label or {"mini": "GFN2-xTB reference", "paper": "reference"}[config["world"]],
+        "reference_label": world_label or {"mini": "GFN2-xTB reference"}.get(config["world"], "reference"),
     }
 
 
