@@ -141,7 +141,8 @@ def test_unique_fine_tunes_over_all_figures(config):
     preservation = 5 * 8  # fig10: every strategy on each benchmark at the periodic benchmarks' fifth
     # fig06a (10 % x 3 seeds), fig06b (100 %), fig20 (both, and 10 % x 10 epochs), md_stability (NaCl, ice)
     narrow = 8 * 3 + 8 + 8 * 5 + 2 * 8
-    assert per_figure == seven + prerequisites + overview + preservation + narrow == 302
+    symmetry = 8 + 8  # symmetry_table (SN2) and symmetry_table_nacl: the test-error runs, checked
+    assert per_figure == seven + prerequisites + overview + preservation + narrow + symmetry == 318
     # shared: each figure's omat_medium/base/estimated run of the main grids (fig03a: the LPSC
     # pseudolabel run, fig03b: fig06c's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
     # fig03a's, fig14: sn2_test_errors', fig17: lpsc_test_errors' eight and fig03a's mp0, fig18: fig05's)
@@ -167,7 +168,8 @@ def test_layered_config_writes_the_registry_once(root):
     paper = load_world(root / "config" / "paper.yaml")
     assert paper["figures"]["sn2_test_errors"]["seeds"] == [0, 1, 2]
     assert paper["figures"]["fig06c"]["neb_reactions"] == ["rxn1", "rxn6", "rxn17", "rxn18"]
-    assert "nacl_test_errors" not in paper["figures"]  # unavailable_figures, with the reason
+    assert "nacl_test_errors" in paper["figures"]  # NaCl has a paper-world recipe
+    assert "fig09" not in paper["figures"]  # unavailable_figures (no public torsion scans), with the reason
 
 
 def test_snakemake_stops_before_any_job(config, root, tmp_path):

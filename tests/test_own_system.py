@@ -71,8 +71,7 @@ def test_a_shared_figure_named_by_the_own_file_is_kept(tmp_path, monkeypatch):
      (r"config entry figures\.mysystem_test_errors: strategy pseudolabel \(variant base\) replays the set "
       r"'omat_matched', which replay does not define")),
     (lambda c: c["foundations"]["omat_medium"].pop("model"),
-     r"config entry foundations\.omat_medium\.model: strategy scratch \(figure mysystem_test_errors\) trains from "
-     r"scratch"),
+     r"config entry foundations\.omat_medium\.model: strategy scratch \(figure mysystem_test_errors\) trains"),
     (lambda c: (c["benchmarks"]["mysystem"].update(md={"start": "test"}),
                 c["figures"]["mysystem_loss_curves"].update(kind="md_stability")),
      r"config entry scales\.default\.stability: figure mysystem_loss_curves \(kind md_stability\) needs it"),
@@ -225,7 +224,7 @@ def test_an_element_the_isolated_atoms_lack_is_named(example, tmp_path):
 
     isolated = [a for a in read(SN2 / "isolated_atoms.xyz", ":") if a.get_chemical_symbols() != ["Br"]]
     bad = _write(tmp_path / "isolated.xyz", isolated)
-    with pytest.raises(own.OwnDataError, match=r"config entry benchmarks\.mysystem\.files\.(train|valid|test) "
+    with pytest.raises(own.OwnDataError, match=r"config entry benchmarks\.mysystem\.files\.\w+ "
                        r"\(.*\): frame \d+ has element Br \(\d+ frames\), which the isolated atoms lack \(config entry "
                        r"benchmarks\.mysystem\.files\.isolated_atoms \(.*isolated\.xyz\) has H, C, F, Cl\)"):
         own.import_benchmark(_spec(example, tmp_path, isolated_atoms=bad))
@@ -340,7 +339,7 @@ def test_the_example_builds_its_test_errors_figure_at_smoke_scale(tmp_path):
     assert set(table.strategy) == {"naive", "lora"} and set(table.evalset) == {"test", "reaction_paths"}
     energy = table[(table.metric == "energy_rmse") & (table.evalset == "test")]
     # a test set left in Hartree would be off by ~56 eV/atom: the conversion held
-    assert (energy.value < 1000).all(), energy
+    assert (energy.value < 500).all(), energy
     assert (results / "figures" / "mysystem_test_errors.png").stat().st_size > 10_000
     summary = json.loads((work / "data" / "own" / "smoke" / "benchmarks" / "mysystem" / "summary.json").read_text())
     assert summary["files"]["test"]["units"]["energy"] == "hartree"

@@ -423,7 +423,8 @@ def judge_units(stats: dict, declared: dict, where: str, foundation: str) -> tup
         return (f"config entry {where}: read as {units}, its forces are {stats['force_slope']:.4g}x those foundation "
                 f"{foundation} predicts for {len(stats['frames'])} of its frames (least-squares slope, correlation "
                 f"{stats['force_correlation']:.2f}; RMS {stats['force_rms']:.3g} against "
-                f"{stats['force_rms_foundation']:.3g} eV/A): not eV/A. {advice} Also {energy_line}{energy_hint}. {off}"), []
+                f"{stats['force_rms_foundation']:.3g} eV/A): not eV/A. {advice} Also {energy_line}{energy_hint}. "
+                f"{off}"), []
     if not forces_speak and energy_units:
         return (f"config entry {where}: read as {units}, its {energy_line}, the factor between "
                 f"{declared['energy']} and {energy_units[0]['energy']}, and its forces cannot tell (RMS "
