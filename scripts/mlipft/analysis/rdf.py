@@ -19,7 +19,8 @@ it writes the parts of :func:`split_parts` too (a ``part`` column: all, the two 
 is the noise floor, each replica); ``--r-max`` and
 ``--nbins`` default to the ``rdf_r_max`` and ``rdf_nbins`` of the first frame's info (the keys
 the mini world's ``md_start.xyz``, and so a model MD started from it, carry). ``emd`` writes one
-row per pair (columns ``pair,emd_angstrom``), on the pairs both files share unless ``--pairs``.
+row per pair (columns ``pair,emd_angstrom``) between the files' ``all`` parts, on the pairs of the
+reference unless ``--pairs``.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def main(argv=None) -> None:
         except ValueError as err:
             raise SystemExit(f"{args.trajectory[0]}: {err}") from None
     else:
-        emds = rdf_emds(read_rdf_csv(args.reference), read_rdf_csv(args.model), args.pairs)
+        emds = rdf_emds(read_rdf_parts(args.reference)["all"], read_rdf_parts(args.model)["all"], args.pairs)
         frame = pd.DataFrame({"pair": list(emds), "emd_angstrom": list(emds.values())})
         with atomic_path(args.output) as tmp:
             frame.to_csv(tmp, index=False)

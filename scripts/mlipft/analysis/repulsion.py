@@ -247,7 +247,7 @@ def dimer_grid(a: str, b: str, params: dict | None = None) -> np.ndarray:
     fewest points whose step is at most ``spacing_angstrom``."""
     params = load_params(params) if params is None or "scales" not in params else params
     r_min, r_max = dimer_range(a, b, params)
-    n = int(math.ceil((r_max - r_min) / params["spacing_angstrom"] - 1e-9)) + 1
+    n = math.ceil((r_max - r_min) / params["spacing_angstrom"] - 1e-9) + 1
     if n < 5:
         raise ParamsError(f"repulsion params: spacing_angstrom {params['spacing_angstrom']:g} leaves {n} points on "
                           f"the {a}-{b} grid ({r_min:.3f}-{r_max:.3f} Å); at least 5 are needed")
@@ -396,7 +396,7 @@ def xtb_points(points: list[dict], method: str, calculator: Callable | None = No
             force = np.array(atoms.get_forces(), dtype=float)
             if not np.isfinite(energy) or not np.all(np.isfinite(force)):
                 raise RuntimeError("non-finite energy or forces")
-        except Exception as err:  # tblite: CalculationFailed "SCF not converged in 250 cycles"
+        except Exception as err:  # noqa: BLE001 -- tblite: CalculationFailed (SCF not converged, sygvd failed)
             failed += 1
             where = (f"r = {point['r_angstrom']:.3f} Å" if point["kind"] == "dimer" else f"scale {point['scale']:g}")
             log.warning("%s %s at %s: %s failed (%s); recorded as NaN", point["kind"], point["system"], where,
@@ -488,7 +488,7 @@ def dimer_metrics(r, energy, force, params=None) -> dict:
     """The self-consistency metrics of one dimer curve (see the module docstring)."""
     params = load_params(params) if params is None or "scales" not in params else params
     r, e, f = _sorted_finite(r, energy, force)
-    out = {"n_points": int(len(e))}
+    out = {"n_points": len(e)}
     if len(e) < 2:
         return out
     i_min = int(np.argmin(e))
@@ -506,7 +506,7 @@ def compression_metrics(scale, energy, params=None) -> dict:
     """Monotonicity and energy rise of one compression curve (energies per atom relative to 1.0)."""
     params = load_params(params) if params is None or "scales" not in params else params
     s, e = _sorted_finite(scale, energy)
-    out = {"n_points": int(len(e))}
+    out = {"n_points": len(e)}
     if len(e) < 2:
         return out
     falling = np.diff(e[::-1])  # from 1.0 towards the most compressed scale
