@@ -142,7 +142,8 @@ def test_unique_fine_tunes_over_all_figures(config):
     # fig06a (10 % x 3 seeds), fig06b (100 %), fig20 (both, and 10 % x 10 epochs), md_stability (NaCl, ice)
     narrow = 8 * 3 + 8 + 8 * 5 + 2 * 8
     symmetry = 8 + 8  # symmetry_table (SN2) and symmetry_table_nacl: the test-error runs, checked
-    assert per_figure == seven + prerequisites + overview + preservation + narrow + symmetry == 318
+    repulsion = 8 + 8  # NaCl and SN2 at a fifth: the NaCl test-error runs and fig10's SN2 runs
+    assert per_figure == seven + prerequisites + overview + preservation + narrow + symmetry + repulsion == 334
     # shared: each figure's omat_medium/base/estimated run of the main grids (fig03a: the LPSC
     # pseudolabel run, fig03b: fig06c's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
     # fig03a's, fig14: sn2_test_errors', fig17: lpsc_test_errors' eight and fig03a's mp0, fig18: fig05's)

@@ -116,6 +116,7 @@ DEFAULTS: dict = {
 POSITIVE = ("spacing_angstrom", "r_min_factor", "r_max_factor", "r_max_fallback_angstrom")
 NON_NEGATIVE = ("force_threshold_ev_per_angstrom", "energy_threshold_ev", "monotonic_tolerance_ev_per_atom")
 LEVELS = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB"}
+_CHECKED = "_checked"  # the mark of a parameter dict that load_params returned
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -181,6 +182,7 @@ def load_params(params=None) -> dict:
                 raise ParamsError(f"repulsion params: not a JSON object or a file: {err}") from None
     if not isinstance(given, dict):
         raise ParamsError(f"repulsion params: expected a JSON object (key: value), got {type(given).__name__}")
+    given = {k: v for k, v in given.items() if k != _CHECKED}
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
         raise ParamsError(f"repulsion params: unknown key(s) {unknown} (known: {sorted(DEFAULTS)})")
@@ -206,7 +208,13 @@ def load_params(params=None) -> dict:
         if len(set(names)) != len(names):
             raise ParamsError(f"repulsion params: pairs lists a pair twice: {sorted({n for n in names if names.count(n) > 1})}")
         out["pairs"] = names
+    out[_CHECKED] = True
     return out
+
+
+def _checked(params) -> dict:
+    """``params`` as :func:`load_params` returns it (checked once: its result is marked)."""
+    return params if isinstance(params, dict) and params.get(_CHECKED) is True else load_params(params)
 
 
 def threshold_name(value: float) -> str:
@@ -218,7 +226,7 @@ def threshold_name(value: float) -> str:
 def element_pairs(elements: Sequence[str], params: dict | None = None) -> list[tuple[str, str]]:
     """Every unordered pair (with both atoms the same) of ``elements``, by atomic number; with
     ``params['pairs']`` only those (each must be made of ``elements``)."""
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     symbols = sorted(set(elements), key=lambda s: atomic_numbers[s])
     pairs = [(a, b) for i, a in enumerate(symbols) for b in symbols[i:]]
     if params["pairs"] is None:
@@ -245,7 +253,7 @@ def dimer_range(a: str, b: str, params: dict) -> tuple[float, float]:
 def dimer_grid(a: str, b: str, params: dict | None = None) -> np.ndarray:
     """Distances (Å, ascending) of a pair's dimer curve: ``linspace(r_min, r_max, n)`` with the
     fewest points whose step is at most ``spacing_angstrom``."""
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     r_min, r_max = dimer_range(a, b, params)
     n = math.ceil((r_max - r_min) / params["spacing_angstrom"] - 1e-9) + 1
     if n < 5:
@@ -359,7 +367,7 @@ def model_curves(model, frames: Sequence[Atoms], params=None, device: str = "cpu
     :func:`mlipft.analysis.predict.predict`."""
     from .predict import predict
 
-    params = load_params(params)
+    params = _checked(params)
     points = curve_points(frames, params, elements)
     pred = predict(model, [p["atoms"] for p in points], device=device, batch_size=batch_size, head=head)
     log.info("%d points (%d dimer, %d compression) through head %s", len(points),
@@ -415,7 +423,7 @@ def xtb_points(points: list[dict], method: str, calculator: Callable | None = No
 def reference_curves(frames: Sequence[Atoms], level: str = "gfn2", params=None,
                      elements: Sequence[str] | None = None, calculator: Callable | None = None):
     """The curves at an xTB level (``source`` is the method, e.g. ``GFN2-xTB``)."""
-    params = load_params(params)
+    params = _checked(params)
     method = level_method(level)
     points = curve_points(frames, params, elements)
     energies, forces = xtb_points(points, method, calculator)
@@ -486,7 +494,7 @@ def wall_radius(r, energy, threshold_ev: float) -> float:
 
 def dimer_metrics(r, energy, force, params=None) -> dict:
     """The self-consistency metrics of one dimer curve (see the module docstring)."""
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     r, e, f = _sorted_finite(r, energy, force)
     out = {"n_points": len(e)}
     if len(e) < 2:
@@ -504,7 +512,7 @@ def dimer_metrics(r, energy, force, params=None) -> dict:
 
 def compression_metrics(scale, energy, params=None) -> dict:
     """Monotonicity and energy rise of one compression curve (energies per atom relative to 1.0)."""
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     s, e = _sorted_finite(scale, energy)
     out = {"n_points": len(e)}
     if len(e) < 2:
@@ -519,7 +527,7 @@ def compare(model: dict, reference: dict | None, kind: str, model_curve=None, re
             params=None) -> dict:
     """Reference-relative metrics of one system: wall errors of a dimer, the rise ratio of a
     compression (at the most compressed scale both curves have)."""
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     out = {}
     if reference is None:
         return out
@@ -553,7 +561,7 @@ def metrics_table(curves, reference=None, params=None):
     (same format), the reference-relative ones; columns absent for a kind are empty."""
     import pandas as pd
 
-    params = load_params(params) if params is None or "scales" not in params else params
+    params = _checked(params)
     rows = []
     for (kind, system), sub in curves.groupby(["kind", "system"], sort=False):
         ref = None
