@@ -7,30 +7,6 @@
 # scale's `repulsion` parameters.
 
 
-def repulsion_structures(w):
-    return set_file(w.benchmark, config["benchmarks"][w.benchmark]["test"])
-
-
-def repulsion_reference_inputs(w):
-    """The test structures, and in the paper world the main foundation that is the reference."""
-    inputs = {"structures": repulsion_structures(w)}
-    if config["world"] != "mini":
-        inputs["model"] = foundation_model(config["main_foundation"])
-    return inputs
-
-
-def repulsion_reference_args(w, input, threads):
-    """The subcommand of the reference: `reference --level <the benchmark's xTB level>` (mini),
-    else `model` on the main foundation, as it is stored, labelled as the reference."""
-    import shlex
-
-    if config["world"] == "mini":
-        return f"reference --level {shlex.quote(wf.mini_levels(config)[w.benchmark])}"
-    name = config["main_foundation"]
-    return (f"model --model {shlex.quote(input.model)} --label {shlex.quote('foundation ' + name)} "
-            f"--default-dtype {wf.foundation_dtype(config, name)} --device {config['device']} --threads {threads}")
-
-
 rule repulsion_reference:
     message:
         "Repulsion reference curves of {wildcards.benchmark} (mini: its xTB level; paper: the main foundation)"
@@ -39,7 +15,7 @@ rule repulsion_reference:
     output:
         f"{RES}/repulsion/{{benchmark}}/reference.csv",
     params:
-        repulsion=json.dumps(SC["repulsion"]),
+        repulsion=json.dumps(SC.get("repulsion", {})),
         args=lambda w, input, threads: repulsion_reference_args(w, input, threads),
     threads: 1
     resources:
@@ -65,7 +41,7 @@ rule repulsion_foundation:
     output:
         f"{RES}/repulsion/{{benchmark}}/foundation-{{foundation}}.csv",
     params:
-        repulsion=json.dumps(SC["repulsion"]),
+        repulsion=json.dumps(SC.get("repulsion", {})),
         dtype=lambda w: wf.foundation_dtype(config, w.foundation),  # as it is stored: no cast
         device=config["device"],
     threads: config["threads"]
@@ -94,7 +70,7 @@ rule run_repulsion:
     output:
         PATHS.pattern("repulsion"),
     params:
-        repulsion=json.dumps(SC["repulsion"]),
+        repulsion=json.dumps(SC.get("repulsion", {})),
         dtype=config["default_dtype"],
         device=config["device"],
     threads: config["threads"]

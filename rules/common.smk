@@ -184,3 +184,30 @@ def manifest_entries(w, input):
 
 if config["world"] == "mini":
     from mlipft.mini import ELEMENTS as MINI_ELEMENTS  # noqa: E402
+
+
+# ---- repulsion (rules/analysis_repulsion.smk) ----
+
+
+def repulsion_structures(w):
+    return set_file(w.benchmark, config["benchmarks"][w.benchmark]["test"])
+
+
+def repulsion_reference_inputs(w):
+    """The test structures, and in the paper world the main foundation that is the reference."""
+    inputs = {"structures": repulsion_structures(w)}
+    if config["world"] != "mini":
+        inputs["model"] = foundation_model(config["main_foundation"])
+    return inputs
+
+
+def repulsion_reference_args(w, input, threads):
+    """The subcommand of the reference: `reference --level <the benchmark's xTB level>` (mini),
+    else `model` on the main foundation, as it is stored, labelled as the reference."""
+    import shlex
+
+    if config["world"] == "mini":
+        return f"reference --level {shlex.quote(wf.mini_levels(config)[w.benchmark])}"
+    name = config["main_foundation"]
+    return (f"model --model {shlex.quote(input.model)} --label {shlex.quote(f'foundation {name}')} "
+            f"--default-dtype {wf.foundation_dtype(config, name)} --device {config['device']} --threads {threads}")
