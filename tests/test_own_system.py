@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -274,9 +275,10 @@ def test_the_import_cli_exits_1_with_the_message(example, tmp_path):
         a.info["E"] = a.info.pop(ENERGY_KEY)
     bad = _write(tmp_path / "valid.xyz", frames)
     spec = _spec(example, tmp_path, valid=bad)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "scripts"), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "mlipft.own", "import", "--spec", json.dumps(spec), "--summary",
                            str(tmp_path / "summary.json")], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     assert proc.returncode == 1 and not (tmp_path / "summary.json").exists()
     assert f"own benchmark not imported: config entry benchmarks.mysystem.files.valid ({bad}): {bad}: frame 0: " \
            "missing energy key 'REF_energy'" in proc.stderr

@@ -349,6 +349,16 @@ def expected_jobs(config: dict) -> dict[str, int]:
     stability = {r for fig, spec in config["figures"].items() if spec["kind"] == "md_stability"
                  for r in runs_for_figure(config, fig)}
     references = {r.benchmark for r in mds}
+    # the symmetry check and the repulsion curves of every run of their figures; the repulsion
+    # reference (paper world: the main foundation) once per benchmark, the foundations before
+    # fine-tuning once per benchmark and foundation where a figure asks for them
+    symmetry = {r for fig, spec in config["figures"].items() if spec["kind"] == "symmetry_table"
+                for r in runs_for_figure(config, fig)}
+    repulsion = {r for fig, spec in config["figures"].items() if spec["kind"] == "repulsion"
+                 for r in runs_for_figure(config, fig)}
+    repulsion_foundations = {(r.benchmark, r.foundation) for fig, spec in config["figures"].items()
+                             if spec["kind"] == "repulsion" and spec.get("repulsion_foundation")
+                             for r in runs_for_figure(config, fig)}
     zeroshot = {(b, config["main_foundation"], "test") for spec in config["figures"].values()
                 if spec["kind"] == "benchmarks_overview" for b in spec["benchmark"]}
     for fig, spec in config["figures"].items():  # the foundations before fine-tuning of Fig. 10 and 17
@@ -406,6 +416,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "run_md": len(mds),
         "rdf": len(mds),
         "run_stability": len(stability),
+        "run_symmetry": len(symmetry),
+        "run_repulsion": len(repulsion),
+        "repulsion_reference": len({r.benchmark for r in repulsion}),
+        "repulsion_foundation": len(repulsion_foundations),
         "all_figures": 1,
     }
     jobs.update({f"build_benchmark_{b}": 1 for b in benchmarks})
