@@ -268,10 +268,9 @@ def read_lpsc(path: str | Path) -> list[Atoms]:
     return _read_labelled(Path(path), energy_key="ref_energy", forces_key="ref_forces", stress_key="stress")
 
 
-def _read_labelled(
-    path: Path, energy_key: str, forces_key: str, stress_key: str | None = None
-) -> list[Atoms]:
-    """Read every frame of ``path`` and rename its labels to the canonical keys."""
+def _read_raw_extxyz(path: Path) -> list[Atoms]:
+    """Every frame of an extxyz file as ASE reads it (labels untouched); an unreadable or empty
+    file is a :class:`ConversionError` naming it."""
     with open(path) as fh:
         try:
             raw = ase.io.read(fh, index=":", format="extxyz", properties_parser=_parse_comment_line)
@@ -279,6 +278,14 @@ def _read_labelled(
             raise ConversionError(f"{path}: not a readable extxyz file: {err}") from err
     if not raw:
         raise ConversionError(f"{path}: no frames found")
+    return raw
+
+
+def _read_labelled(
+    path: Path, energy_key: str, forces_key: str, stress_key: str | None = None
+) -> list[Atoms]:
+    """Read every frame of ``path`` and rename its labels to the canonical keys."""
+    raw = _read_raw_extxyz(path)
     frames = [
         _relabel(path, index, atoms, energy_key, forces_key, stress_key) for index, atoms in enumerate(raw)
     ]
@@ -452,13 +459,7 @@ def read_keyed(path: str | Path, energy_key: str = ENERGY_KEY, forces_key: str =
                          f"length one of {sorted(LENGTH_UNITS)}")
     path = Path(path)
     energy_factor, length_factor = ENERGY_UNITS[energy_unit], LENGTH_UNITS[length_unit]
-    with open(path) as fh:
-        try:
-            raw = ase.io.read(fh, index=":", format="extxyz", properties_parser=_parse_comment_line)
-        except Exception as err:  # ASE raises many types for malformed extxyz
-            raise ConversionError(f"{path}: not a readable extxyz file: {err}") from err
-    if not raw:
-        raise ConversionError(f"{path}: no frames found")
+    raw = _read_raw_extxyz(path)
     frames = []
     for index, atoms in enumerate(raw):
         if isolated_atoms:
