@@ -509,6 +509,24 @@ def _stamp(atoms: Atoms, **info) -> Atoms:
 # aqueous NaCl (niamhon/nacl-water, MP2, RuNNer input.data converted by mlipft.convert runner)
 
 
+def unique_groups(frames: list[Atoms], group_of, where, index: list[int] | None = None,
+                  what: str = "same species, positions and cell") -> tuple[dict, dict]:
+    """Frames grouped by ``group_of(k, atoms)`` (a recipe's stratification: composition, molecule),
+    refusing a frame that repeats an earlier one (:func:`frame_key`). Returns ``(groups, seen)``:
+    group -> frame numbers, and frame key -> its frame number. ``index`` maps a frame number to
+    the one the message names (e.g. counting IsolatedAtom rows of the file)."""
+    index = index if index is not None else list(range(len(frames)))
+    groups: dict = {}
+    seen: dict[tuple, int] = {}
+    for k, atoms in enumerate(frames):
+        key = frame_key(atoms)
+        if key in seen:
+            raise PaperDataError(f"{where}: frame {index[k]} repeats frame {index[seen[key]]} ({what})")
+        seen[key] = k
+        groups.setdefault(group_of(k, atoms), []).append(k)
+    return groups, seen
+
+
 def split_stratified(groups: dict, n_valid: int, n_test: int, n_train: int | None, seed: int,
                      where: str) -> dict[str, list[int]]:
     """Seeded train / valid / test split of frame indices, stratified by group (``{key: [index]}``):
@@ -579,14 +597,7 @@ def build_nacl_runner(inputs: dict[str, str], params: dict, seed: int, neb_react
     where = inputs["data"]
     frames = read_configs(where)
     check_labelled(frames, where)
-    groups: dict[tuple, list[int]] = {}
-    seen: dict[tuple, int] = {}
-    for i, atoms in enumerate(frames):
-        key = frame_key(atoms)
-        if key in seen:
-            raise PaperDataError(f"{where}: frame {i} repeats frame {seen[key]} (same species, positions and cell)")
-        seen[key] = i
-        groups.setdefault(composition(atoms), []).append(i)
+    groups, _ = unique_groups(frames, lambda i, atoms: composition(atoms), where)
     n_train = None if p["n_train"] is None else int(p["n_train"])
     split = split_stratified(groups, int(p["n_valid"]), int(p["n_test"]), n_train, seed, where)
     sets = {name: [_stamp(frames[i], source_frame=i) for i in idx] for name, idx in split.items()}
@@ -812,14 +823,8 @@ def build_spice_maceoff(inputs: dict[str, str], params: dict, seed: int, neb_rea
     test_frames, test_index, _ = _split_isolated(read_configs(test_path))
     _check_molecular_at(test_frames, test_index, test_path)
     ids, key = molecule_ids(frames, str(p["molecule_key"]), train_path)
-    groups: dict[str, list[int]] = {}
-    seen: dict[tuple, int] = {}
-    for k, atoms in enumerate(frames):
-        fk = frame_key(atoms)
-        if fk in seen:
-            raise PaperDataError(f"{train_path}: frame {index[k]} repeats frame {index[seen[fk]]} (same species and positions)")
-        seen[fk] = k
-        groups.setdefault(ids[k], []).append(k)
+    groups, seen = unique_groups(frames, lambda k, atoms: ids[k], train_path, index=index,
+                                 what="same species and positions")
     import hashlib
 
     molecules = sorted(groups, key=lambda m: (hashlib.sha256(f"{int(seed)}:{m}".encode()).hexdigest(), m))
@@ -896,14 +901,8 @@ def build_lpsc_archive(inputs: dict[str, str], params: dict, seed: int, neb_reac
     where = inputs["data"]
     frames = read_configs(where)
     check_labelled(frames, where, stress=True)
-    groups: dict[tuple, list[int]] = {}
-    seen: dict[tuple, tuple[str, int]] = {}
-    for i, atoms in enumerate(frames):
-        key = frame_key(atoms)
-        if key in seen:
-            raise PaperDataError(f"{where}: frame {i} repeats frame {seen[key][1]} (same species, positions and cell)")
-        seen[key] = (where, i)
-        groups.setdefault(composition(atoms), []).append(i)
+    groups, first = unique_groups(frames, lambda i, atoms: composition(atoms), where)
+    seen: dict[tuple, tuple[str, int]] = {key: (where, i) for key, i in first.items()}
     n_train = None if p["n_train"] is None else int(p["n_train"])
     split = split_stratified(groups, int(p["n_valid"]), int(p["n_test"]), n_train, seed, where)
     files = {name: [_stamp(frames[i], source_frame=i) for i in idx] for name, idx in split.items()}

@@ -185,6 +185,24 @@ def settings(frame: pd.DataFrame, spec: dict) -> pd.Series:
     return frame.apply(label, axis=1)
 
 
+def title_legend_note(fig, title: str, handles, labels, column_inches: float, note: str = "",
+                      wrap: int = 100) -> None:
+    """A figure's wrapped title, one legend below the panels (as many columns of
+    ``column_inches`` as its width holds, the panels laid out above it) and the convergence note
+    under it."""
+    import textwrap
+
+    import numpy as np
+
+    width, height = fig.get_size_inches()
+    ncol = max(1, min(len(labels), int(width // column_inches)))
+    fig.suptitle(textwrap.fill(title, wrap))
+    fig.tight_layout(rect=(0, (0.1 + 0.19 * int(np.ceil(len(labels) / ncol))) / height, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    if note:
+        fig.text(0.5, -0.01, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
+
+
 def save(fig, outputs: list[str]) -> None:
     import matplotlib.pyplot as plt
 

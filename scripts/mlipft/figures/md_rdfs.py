@@ -24,15 +24,22 @@ one row per RDF pair (and a row of EMDs with ``emd_panels``), one column per con
 
 from __future__ import annotations
 
-import textwrap
-
 import re
 
 import numpy as np
 import pandas as pd
 
 from ..paths import RUN_KEYS, format_fraction, parse_run
-from .common import STYLE, convergence, convergence_note, pyplot, save, settings, with_convergence
+from .common import (
+    STYLE,
+    convergence,
+    convergence_note,
+    pyplot,
+    save,
+    settings,
+    title_legend_note,
+    with_convergence,
+)
 
 DESCRIPTION = ("Radial distribution functions g(r) of model MD (mean over seeds, min-max shaded) against the "
                "reference (dashed), one column per condition; and the earth mover's distance (Å) of each "
@@ -399,12 +406,6 @@ def plot(tables, spec, outputs):
             for k, pair in enumerate(pairs):
                 handles.append(plt.Line2D([], [], color="0.35", ls=FLOOR_STYLES[k % len(FLOOR_STYLES)]))
                 names.append(f"reference noise floor {pair_label(pair)}")
-        width, height = fig.get_size_inches()
-        ncol = max(1, min(len(names), int(width // (3.0 if with_emd else 2.0))))
-        fig.suptitle(textwrap.fill(spec["description"], 100))
-        fig.tight_layout(rect=(0, (0.1 + 0.19 * int(np.ceil(len(names) / ncol))) / height, 1, 1))
-        fig.legend(handles, names, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
-        if note:
-            fig.text(0.5, -0.01, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
+        title_legend_note(fig, spec["description"], handles, names, 3.0 if with_emd else 2.0, note, wrap=100)
         save(fig, outputs)
 

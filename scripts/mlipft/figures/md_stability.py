@@ -22,12 +22,20 @@ marker), the target time dashed, and how many replicas failed above each bar.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 
-from .common import STYLE, collect_runs, convergence, convergence_note, pyplot, save, settings, with_convergence
+from .common import (
+    STYLE,
+    collect_runs,
+    convergence,
+    convergence_note,
+    pyplot,
+    save,
+    settings,
+    title_legend_note,
+    with_convergence,
+)
 
 DESCRIPTION = ("MD stability: time survived (ps) by each model's MD per protocol, mean over replicas and seeds "
                "(bars), each replica a dot (failed: the marker of the detector that stopped it), target time "
@@ -203,11 +211,5 @@ def plot(tables, spec, outputs):
         for d in detectors:
             handles.append(plt.Line2D([], [], ls="none", marker=markers[d], ms=6, color="k", mfc="#d62728", mew=0.6))
             labels.append(f"failed: {d}")
-        width, height = fig.get_size_inches()
-        ncol = max(1, min(len(labels), int(width // 1.8)))
-        fig.suptitle(textwrap.fill(spec["description"], 90))
-        fig.tight_layout(rect=(0, (0.1 + 0.19 * int(np.ceil(len(labels) / ncol))) / height, 1, 1))
-        fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
-        if note:
-            fig.text(0.5, -0.01, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
+        title_legend_note(fig, spec["description"], handles, labels, 1.8, note, wrap=90)
         save(fig, outputs)
