@@ -158,7 +158,35 @@ def mini_replay_inputs(w):
     return {k: (v if k == "parts" else ancient(v)) for k, v in inputs.items()}
 
 
+def replay_sources(w):
+    """A drawn replay set's corpus and target training file, or a union's parts: the mini world's
+    committed corpus (ancient); the own world's REF_* file; the paper world's split corpus pool
+    (disjoint from its held-out test set), else its converted replay file."""
+    if config["world"] == "mini":
+        return mini_replay_inputs(w)
+    if config["world"] == "own":
+        return own_lib.replay_inputs(config, PATHS, w.benchmark, w.replay)
+    return wf.replay_inputs(config, PATHS, w.benchmark, w.replay,
+                            lambda sid: paper_lib.replay_corpus_file(config, PATHS, sid))
+
+
+def replay_set_inputs(w):
+    """A union's parts, or a drawn set's selection (rule select_replay) and the corpus it names."""
+    sources = replay_sources(w)
+    if "parts" in sources:
+        return sources
+    return {"selection": PATHS.replay_selection(w.benchmark, w.replay), "corpus": sources["corpus"]}
+
+
 def replay_set_args(w, input):
+    if "parts" in input.keys():
+        return wf.replay_args(config, w.replay, input)
+    import shlex
+
+    return f"--from-selection {shlex.quote(input.selection)}"
+
+
+def replay_select_args(w, input):
     return wf.replay_args(config, w.replay, input)
 
 

@@ -218,25 +218,6 @@ rule data_card:
         "--output {output.card:q}) > {log:q} 2>&1"
 
 
-rule replay_set:
-    message:
-        "Replay set {wildcards.replay} for {wildcards.benchmark}"
-    input:
-        unpack(mini_replay_inputs),
-    output:
-        PATHS.pattern("replay"),
-    params:
-        args=replay_set_args,
-    log:
-        PATHS.log("replay_set", "{benchmark}/{replay}"),
-    benchmark:
-        PATHS.bench("replay_set", "{benchmark}/{replay}")
-    conda:
-        "../envs/mlipft.yaml"
-    shell:
-        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"
-
-
 rule mini_world:
     message:
         "The mini world: corpora, benchmarks, foundations, their quality, data card and manifest"

@@ -80,26 +80,3 @@ rule own_replay_source:
         "../envs/mlipft.yaml"
     shell:
         "python -m mlipft.paper canonicalize --input {input:q} --output {output:q} > {log:q} 2>&1"
-
-
-rule replay_set:
-    message:
-        "Replay set {wildcards.replay} for {wildcards.benchmark}"
-    input:
-        unpack(lambda w: own_lib.replay_inputs(config, PATHS, w.benchmark, w.replay)),
-    output:
-        PATHS.pattern("replay"),
-    params:
-        args=replay_set_args,
-    threads: 1
-    resources:
-        runtime=60,
-        mem_mb=8000,
-    log:
-        PATHS.log("replay_set", "{benchmark}/{replay}"),
-    benchmark:
-        PATHS.bench("replay_set", "{benchmark}/{replay}")
-    conda:
-        "../envs/mlipft.yaml"
-    shell:
-        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"

@@ -55,8 +55,3 @@ def foundation_source_file(wildcards):
 def replay_source_file(source_id):
     """A replay file rewritten with REF_* keys."""
     return PATHS.replay_source(source_id)
-
-
-def replay_inputs(wildcards):
-    """The converted replay source and the benchmark's training file, or a combined set's parts."""
-    return wf.replay_inputs(config, PATHS, wildcards.benchmark, wildcards.replay, replay_source_file)

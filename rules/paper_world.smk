@@ -215,35 +215,3 @@ if CORPORA:
             "python -m mlipft.paper split-corpus --input {input:q} --params {params.split:q} --seed {params.seed:q} "
             "--pool {output.pool:q} --test {output.test:q} --isolated {output.isolated:q} "
             "--summary {output.summary:q} > {log:q} 2>&1"
-
-
-rule replay_set:
-    message:
-        "Replay set {wildcards.replay} for {wildcards.benchmark}"
-    input:
-        # a split corpus's pool (disjoint from its held-out test set), else the converted replay file
-        unpack(
-            lambda w: wf.replay_inputs(
-                config,
-                PATHS,
-                w.benchmark,
-                w.replay,
-                lambda sid: paper_lib.replay_corpus_file(config, PATHS, sid),
-            )
-        ),
-    output:
-        PATHS.pattern("replay"),
-    params:
-        args=replay_set_args,
-    threads: 1
-    resources:
-        runtime=60,
-        mem_mb=32000,
-    log:
-        PATHS.log("replay_set", "{benchmark}/{replay}"),
-    benchmark:
-        PATHS.bench("replay_set", "{benchmark}/{replay}")
-    conda:
-        "../envs/mlipft.yaml"
-    shell:
-        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"

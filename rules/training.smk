@@ -40,6 +40,54 @@ rule validate_evalset:
         "python -m mlipft.validate_data {params.args} --report {output:q} > {log:q} 2>&1"
 
 
+rule select_replay:
+    message:
+        "Replay set {wildcards.replay} for {wildcards.benchmark}: its structures chosen and validated"
+    input:
+        unpack(replay_sources),
+    output:
+        PATHS.pattern("replay_selection"),
+    params:
+        args=replay_select_args,
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=32000 if config["world"] == "paper" else 8000,
+    log:
+        PATHS.log("select_replay", "{benchmark}/{replay}"),
+    benchmark:
+        PATHS.bench("select_replay", "{benchmark}/{replay}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.replay {params.args} --selection {output:q} > {log:q} 2>&1"
+
+
+# Written from a selection in a second job, so that a failing check (select_replay) never removes
+# the replay set already written: Snakemake removes a job's outputs before it reruns the job.
+rule replay_set:
+    message:
+        "Replay set {wildcards.replay} for {wildcards.benchmark}"
+    input:
+        unpack(replay_set_inputs),
+    output:
+        PATHS.pattern("replay"),
+    params:
+        args=replay_set_args,
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=32000 if config["world"] == "paper" else 8000,
+    log:
+        PATHS.log("replay_set", "{benchmark}/{replay}"),
+    benchmark:
+        PATHS.bench("replay_set", "{benchmark}/{replay}")
+    conda:
+        "../envs/mlipft.yaml"
+    shell:
+        "python -m mlipft.replay {params.args} --output {output:q} > {log:q} 2>&1"
+
+
 rule derive_set:
     message:
         "Derived set {wildcards.benchmark}/{wildcards.name}"

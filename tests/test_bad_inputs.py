@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
@@ -692,6 +693,27 @@ def test_committed_corpora_pass_the_replay_check(tmp_path, world, benchmark):
         assert read_configs(p.replay(benchmark, name)), name
 
 
+def test_selection_then_write_is_the_one_shot_replay_set(tmp_path, world):
+    """The two jobs (select_replay: --selection; replay_set: --from-selection) write the same set
+    as one call; a selection naming a frame the corpus no longer has is refused."""
+    p = bench_copy(tmp_path, "sn2")
+    corpus_copy(p, "omat")
+    argv, _ = replay_step(world, p, "sn2", "omat_matched")
+    selection = tmp_path / "sel.json"
+    two = tmp_path / "two.xyz"
+    with contextlib.redirect_stdout(io.StringIO()):
+        replay.main(argv)
+        replay.main(argv[:argv.index("--output")] + ["--selection", str(selection)])
+        replay.main(["--from-selection", str(selection), "--output", str(two)])
+    assert two.read_bytes() == Path(p.replay("sn2", "omat_matched")).read_bytes()
+    doc = json.loads(selection.read_text())
+    doc["frames"][0][1] = 10**6
+    selection.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit) as exc:
+        replay.main(["--from-selection", str(selection), "--output", str(tmp_path / "x.xyz")])
+    assert f"has no frame {10**6}" in str(exc.value.code) and "rerun rule select_replay" in str(exc.value.code)
+
+
 def nan_in_a_drawn_frame(world: dict, corpus: Path, target: str, replay_set: str) -> tuple[int, list]:
     """Write ``corpus`` (a link to a committed corpus, replaced) with a NaN energy in the third
     structure the replay set draws; its frame index there, and the structures drawn."""
@@ -726,21 +748,28 @@ def test_replay_source_with_nan_energy_stops_the_replay_set(tmp_path, world):
     assert output.read_bytes() == before and [f.name for f in output.parent.iterdir()] == [output.name]
 
 
-def test_replay_source_with_nan_energy_fails_the_replay_set_job(tmp_path, world):
-    """The same defect in a real run: the replay_set job fails, its log names the corpus file and
-    frame, and no replay set is left behind."""
+def test_replay_source_with_nan_energy_fails_the_selection_and_keeps_the_replay_set(tmp_path, world):
+    """The same defect in a real run, after a good replay set was written: the select_replay job
+    fails, its log names the corpus file and frame, and the replay set written before stays, byte
+    for byte (it is written by a second job, replay_set, which never starts)."""
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data)
+    work = workdir(tmp_path, data)
+    p = wf.paths(world)
+    target = p.replay("sn2", "omat_matched")
+    rc, out = snakemake(work, target, "--cores", "1", "--config", "verify_manifest=False")
+    assert rc == 0, out[-3000:]
+    before = (work / target).read_bytes()
     corpus = data / "mini" / "mini" / "corpora" / "omat" / "train.xyz"
     k, _ = nan_in_a_drawn_frame(world, corpus, MINI / "benchmarks" / "sn2" / "train.xyz", "omat_matched")
-    work = workdir(tmp_path, data)
-    target = wf.paths(world).replay("sn2", "omat_matched")
-    rc, out = snakemake(work, target, "--cores", "1", "--config", "verify_manifest=False")
-    assert rc != 0 and "Error in rule replay_set" in out, out[-3000:]
-    log = work / wf.paths(world).log("replay_set", "sn2/omat_matched")
+    # the committed corpora are ancient() inputs (a checkout's mtimes mean nothing): force the check
+    rc, out = snakemake(work, target, "--cores", "1", "--config", "verify_manifest=False", "--forcerun",
+                        "select_replay")
+    assert rc != 0 and "Error in rule select_replay" in out and "rule replay_set:" not in out, out[-3000:]
+    log = work / p.log("select_replay", "sn2/omat_matched")
     assert (f"data/mini/mini/corpora/omat/train.xyz: 1 problem in this replay file:\n  frame {k}: REF_energy is not "
             "finite (nan)") in log.read_text()
-    assert not (work / target).exists()
+    assert (work / target).read_bytes() == before
 
 
 # ---- every fine-tune depends on its benchmark's validation: a failing one starts no training ----

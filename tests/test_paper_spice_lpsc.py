@@ -630,6 +630,7 @@ def test_dry_run_resolves_lpsc_figures(paper_config):
     # fig15: its random and combined replay sets come from the MPtrj pool, split off its held-out part
     stats = _dry_run("fig15")
     assert stats["split_pretraining_corpus"] == 1 and stats["replay_set"] == 3 and stats["finetune"] == 3
+    assert stats["select_replay"] == 2  # the combined set is the union of the two drawn ones
     assert stats["evaluate_errors"] == 3 * 3
     # fig17: every strategy from two foundations, and both foundations before fine-tuning
     stats = _dry_run("fig17")

@@ -404,6 +404,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "split_pretraining_corpus": len(split),
         "install_foundation": len(foundations),
         "replay_set": len(replays),
+        "select_replay": len([1 for _, name in replays if "combine" not in config["replay"][name]]),  # drawn sets
         "validate_data": len(benchmarks),  # every benchmark's files checked before any job reads them
         "validate_evalset": len({(r.benchmark, e) for r, e in evaluations} | {(b, e) for b, _, e in zeroshot}),
         "derive_set": len(derived),

@@ -12,6 +12,7 @@ Layout under the results root (``results/<scale>/`` by default)::
     trainsets/<benchmark>/<trainset>/f<fraction>/seed<seed>.xyz          subsampled training set
     e0s/<benchmark>/<trainset>/f<fraction>/seed<seed>/<foundation>.json  every E0 mode of it
     replay/<benchmark>/<replay>.xyz                                      replay set of a benchmark
+    replay/<benchmark>/<replay>.selection.json                           its structures, chosen and validated
     runs/<benchmark>/<trainset>/f<fraction>/<foundation>/<strategy>/e0-<e0s>/v-<variant>/seed<seed>/
         model.model  loss_curves.csv  trainable.json                     the fine-tune
         errors/<evalset>.csv                                             per-structure errors
@@ -38,6 +39,7 @@ RUN = ("runs/{benchmark}/{trainset}/f{fraction}/{foundation}/{strategy}/e0-{e0s}
 TRAINSET = "trainsets/{benchmark}/{trainset}/f{fraction}/seed{seed}.xyz"
 E0S = "e0s/{benchmark}/{trainset}/f{fraction}/seed{seed}/{foundation}.json"
 REPLAY = "replay/{benchmark}/{replay}.xyz"
+REPLAY_SELECTION = "replay/{benchmark}/{replay}.selection.json"
 VALIDATION = "validation/{benchmark}.json"
 EVALSET_VALIDATION = "validation/{benchmark}/{evalset}.json"
 #: Files of a run directory: the fine-tune's artifacts and each analysis's table.
@@ -173,7 +175,7 @@ class Paths:
         return f"{self.results}/{template.format(**keep)}"
 
     def template(self, name: str) -> str:
-        kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "table": TABLE, "figure": FIGURE,
+        kinds = {"run": RUN, "trainset": TRAINSET, "e0s": E0S, "replay": REPLAY, "replay_selection": REPLAY_SELECTION, "table": TABLE, "figure": FIGURE,
                  "validation": VALIDATION, "evalset_validation": EVALSET_VALIDATION, "zeroshot": ZEROSHOT, "derived": DERIVED}
         if name in kinds:
             return kinds[name]
@@ -213,6 +215,11 @@ class Paths:
 
     def replay(self, benchmark: str, replay: str) -> str:
         return self._res(REPLAY, benchmark=benchmark, replay=replay)
+
+    def replay_selection(self, benchmark: str, replay: str) -> str:
+        """The structures of a drawn replay set (corpus file and frame), chosen and validated by
+        rule select_replay before rule replay_set writes them."""
+        return self._res(REPLAY_SELECTION, benchmark=benchmark, replay=replay)
 
     def zeroshot(self, benchmark: str, foundation: str, evalset: str) -> str:
         """Per-structure errors of a foundation, not fine-tuned, on an evaluation set of a benchmark

@@ -7,15 +7,26 @@ whose elements all occur in the target benchmark, ``random`` draws from the whol
 The chosen structures are validated before the set is written (:func:`validate`: the rules of
 :mod:`mlipft.validate_data` for a file of role ``replay``), so that a NaN energy or a missing
 force in a corpus stops the replay_set job, naming the corpus file and the structure's frame in
-it, and never reaches a multihead fine-tune. Nothing is written then (the set is written
-atomically, after the check); a previous replay set is not kept either: Snakemake removes a job's
-outputs before it reruns the job. A union (``--combine``) is made of sets validated when they
-were written.
+it, and never reaches a multihead fine-tune.
+
+The workflow does it in two jobs, so that a failing check never costs the replay set already
+written (Snakemake removes a job's outputs before it reruns the job): rule select_replay chooses
+and validates (``--selection``: a JSON of the chosen structures' corpus files and frame indices,
+written only when every one passes), then rule replay_set writes those frames
+(``--from-selection``). A bad corpus fails the selection; the previous replay set, and every
+fine-tune built on it, stays. ``--corpus ... --output`` does both in one call. A union
+(``--combine``) is made of sets validated when they were written.
+
+    python -m mlipft.replay --corpus C.xyz [...] --target T.xyz --mode M [--n N] --seed S --selection SEL.json
+    python -m mlipft.replay --from-selection SEL.json --output replay.xyz
+    python -m mlipft.replay --corpus C.xyz [...] --target T.xyz --mode M [--n N] --seed S --output replay.xyz
+    python -m mlipft.replay --combine A.xyz B.xyz --output union.xyz
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 
@@ -71,46 +82,100 @@ def validate(chosen: list, origin: list[tuple[str, int]]) -> None:
         raise vd.DataError("\n\n".join(errors))
 
 
+def choose(corpus_files: list[str], target: str, mode: str, n: int | None, seed: int, what: str) -> list[tuple[str, int]]:
+    """The structures of a replay set drawn from corpus files, validated: ``[(file, frame), ...]``.
+    Exits naming ``what`` (the set) and the file and frame of every structure that breaks a rule."""
+    from .validate_data import DataError, read_file
+
+    corpus, origin = [], []
+    for path in corpus_files:
+        try:
+            frames = read_file(path, "replay")
+        except DataError as err:
+            sys.exit(f"{what} not written: {err}")
+        corpus += frames
+        origin += [(path, i) for i in range(len(frames))]
+    chosen = select(corpus, elements_of(read_configs(target)), mode, n, seed)
+    if not chosen:
+        sys.exit(f"{', '.join(corpus_files)}: no structure to replay (mode {mode})")
+    position = {id(atoms): k for k, atoms in enumerate(corpus)}  # select returns the corpus's own objects
+    where = [origin[position[id(atoms)]] for atoms in chosen]
+    try:
+        validate(chosen, where)
+    except DataError as err:
+        sys.exit(f"{what} not written: its structures break the data rules (mlipft.validate_data):\n{err}")
+    return where
+
+
+def write_selection(path: str, where: list[tuple[str, int]], meta: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump({**meta, "n": len(where), "frames": [[f, i] for f, i in where]}, handle, indent=1)
+
+
+def read_selection(path: str) -> list:
+    """The frames a selection names, read from their corpus files."""
+    with open(path) as handle:
+        return frames_of([(f, i) for f, i in json.load(handle)["frames"]], path)
+
+
+def frames_of(where: list[tuple[str, int]], what: str) -> list:
+    """The frames ``[(file, frame), ...]`` (read as mlipft.validate_data reads a replay file);
+    a missing file or frame exits naming ``what``."""
+    from .validate_data import DataError, read_file
+
+    files: dict[str, list] = {}
+    chosen = []
+    for file, index in where:
+        if file not in files:
+            try:
+                files[file] = read_file(file, "replay")
+            except DataError as err:
+                sys.exit(f"{what}: {err}")
+        if not 0 <= index < len(files[file]):
+            sys.exit(f"{what}: {file} has no frame {index} (it has {len(files[file])}): the corpus changed "
+                     f"after the selection; rerun rule select_replay")
+        chosen.append(files[file][index])
+    return chosen
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--corpus", nargs="+", help="corpus files (extxyz), concatenated")
     source.add_argument("--combine", nargs="+", help="replay sets to unite (duplicates dropped)")
+    source.add_argument("--from-selection", help="a selection (--selection) whose frames are written")
     parser.add_argument("--target", help="benchmark training file whose elements are matched")
     parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--n", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--output", required=True)
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", help="the replay set (extxyz)")
+    out.add_argument("--selection", help="with --corpus: only choose and validate; write the choice (JSON)")
     args = parser.parse_args(argv)
+    if args.selection and not args.corpus:
+        parser.error("--selection needs --corpus")
     if args.combine:
         from .mini.corpus import combine_replay
 
         with atomic_path(args.output) as tmp:
             combine_replay(args.combine, tmp)
         return
+    if args.from_selection:
+        chosen = read_selection(args.from_selection)
+        write_atomic(args.output, chosen)
+        print(f"replay set: {len(chosen)} structures of {args.from_selection} -> {args.output}")
+        return
     missing = [f"--{k}" for k in ("target", "mode", "seed") if getattr(args, k) is None]
     if missing:
         parser.error(f"--corpus needs {' '.join(missing)}")
-    from .validate_data import DataError, read_file
-
-    corpus, origin = [], []
-    for path in args.corpus:
-        try:
-            frames = read_file(path, "replay")
-        except DataError as err:
-            sys.exit(f"replay set {args.output} not written: {err}")
-        corpus += frames
-        origin += [(path, i) for i in range(len(frames))]
-    chosen = select(corpus, elements_of(read_configs(args.target)), args.mode, args.n, args.seed)
-    if not chosen:
-        sys.exit(f"{', '.join(args.corpus)}: no structure to replay (mode {args.mode})")
-    position = {id(atoms): k for k, atoms in enumerate(corpus)}  # select returns the corpus's own objects
-    where = [origin[position[id(atoms)]] for atoms in chosen]
-    try:
-        validate(chosen, where)
-    except DataError as err:
-        sys.exit(f"replay set {args.output} not written: its structures break the data rules "
-                 f"(mlipft.validate_data):\n{err}")
+    what = f"replay set {args.output}" if args.output else f"replay selection {args.selection}"
+    where = choose(args.corpus, args.target, args.mode, args.n, args.seed, what)
+    if args.selection:
+        write_selection(args.selection, where, {"corpus": args.corpus, "target": args.target, "mode": args.mode,
+                                                "n_requested": args.n, "seed": args.seed})
+        print(f"replay selection: {len(where)} structures from {', '.join(args.corpus)}, validated -> {args.selection}")
+        return
+    chosen = frames_of(where, what)
     write_atomic(args.output, chosen)
     print(f"replay set: {len(chosen)} structures from {', '.join(args.corpus)}, validated -> {args.output}")
 
