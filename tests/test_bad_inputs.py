@@ -320,6 +320,19 @@ def test_config_cli_names_the_yaml_error(tmp_path):
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
 
 
+def test_snakemake_verbose_names_the_yaml_error(tmp_path, data_copy):
+    """The xfail above, as a user can still get it from Snakemake itself: with --verbose its
+    traceback ends in PyYAML's error, which names the file, line and column; no job starts."""
+    work = workdir(tmp_path, data_copy)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(E2E_CASES[0].values[0])
+    rc, out = snakemake(work, "-n", "all_figures", "--configfile", str(WORLD), str(overlay), "--verbose")
+    print(f"\nCASE config/yaml-syntax-error (--verbose): {out[out.find('yaml.parser'):][:300]}")
+    assert rc != 0
+    assert f'in "{overlay}", line 4, column 10' in out and "expected ',' or ']'" in out, out[-3000:]
+    no_job_started(work, out)
+
+
 def test_corrupted_committed_file_stops_every_invocation(tmp_path):
     """A committed benchmark file that no longer matches the manifest: named, with the cure."""
     data = tmp_path / "data"
