@@ -239,3 +239,59 @@ def repulsion_reference_args(w, input, threads):
     name = config["main_foundation"]
     return (f"model --model {shlex.quote(input.model)} --label {shlex.quote(f'foundation {name}')} "
             f"--default-dtype {wf.foundation_dtype(config, name)} --device {config['device']} --threads {threads}")
+
+
+# ---- random structure search (rules/analysis_rss.smk) ----
+
+
+def rss_params(benchmark):
+    """The search's parameters: scales.<scale>.rss with the benchmark's own rss block (its units)."""
+    return json.dumps({**(SC.get("rss") or {}), **(config["benchmarks"][benchmark].get("rss") or {})}, sort_keys=True)
+
+
+def rss_level(benchmark, role):
+    """The level a model is judged against: a fine-tuned one (role target) against the benchmark's
+    level, a foundation against the foundation level (mini: gfn2 and gfn1, from the generators'
+    cards); in the paper and own worlds the main foundation stands in for both (main)."""
+    if config["world"] != "mini":
+        return "main"
+    levels = wf.mini_levels(config)
+    name = levels[benchmark] if role == "target" else levels["corpus"].split(" (")[0]
+    return {"GFN1-xTB": "gfn1", "GFN2-xTB": "gfn2"}[name]
+
+
+def rss_reference_table(benchmark, role):
+    return f"{RES}/rss/{benchmark}/reference-{rss_level(benchmark, role)}.csv"
+
+
+def rss_reference_model(w):
+    """The stand-in reference model of the paper and own worlds (none in the mini world)."""
+    return [] if config["world"] == "mini" else [foundation_model(config["main_foundation"])]
+
+
+def rss_reference_inputs(w):
+    return {"structures": f"{RES}/rss/{w.benchmark}/structures.extxyz", "model": rss_reference_model(w)}
+
+
+def rss_reference_args(w, input, threads):
+    """`reference --level <xTB level>` (mini), or `reference --model <main foundation>` as stored."""
+    import shlex
+
+    if w.level != "main":
+        return f"reference --level {shlex.quote(w.level)}"
+    name = config["main_foundation"]
+    return (f"reference --model {shlex.quote(input.model[0])} --label {shlex.quote(f'foundation {name}')} "
+            f"--default-dtype {wf.foundation_dtype(config, name)} --device {config['device']}")
+
+
+def rss_single_points(benchmark, role, input):
+    """The reference single points on every relaxed structure: an xTB level (mini) or the main
+    foundation (paper, own)."""
+    import shlex
+
+    level = rss_level(benchmark, role)
+    if level != "main":
+        return f"--reference-level {level}"
+    name = config["main_foundation"]
+    return (f"--reference-model {shlex.quote(input.reference_model[0])} "
+            f"--reference-dtype {wf.foundation_dtype(config, name)}")

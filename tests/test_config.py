@@ -143,16 +143,23 @@ def test_unique_fine_tunes_over_all_figures(config):
     narrow = 8 * 3 + 8 + 8 * 5 + 2 * 8
     symmetry = 8 + 8  # symmetry_table (SN2) and symmetry_table_nacl: the test-error runs, checked
     repulsion = 8 + 8  # NaCl and SN2 at a fifth: the NaCl test-error runs and fig10's SN2 runs
-    assert per_figure == seven + prerequisites + overview + preservation + narrow + symmetry + repulsion == 334
+    # fig11 (every strategy at 10 % and 100 %), fig16 (scratch, naive, pseudolabel, and pseudolabel on two
+    # more replay sets, at 100 %)
+    rss = 16 + 5
+    # spread_foundation (fig17's), spread_e0s (fig04a's), spread_seeds (fig06a's)
+    spreads = 16 + 4 + 24
+    expected = seven + prerequisites + overview + preservation + narrow + symmetry + repulsion + rss + spreads
+    assert per_figure == expected == 399
     # shared: each figure's omat_medium/base/estimated run of the main grids (fig03a: the LPSC
     # pseudolabel run, fig03b: fig06c's, fig04a/b: naive and LoRA, fig12: fig05's Ih, fig13/fig15:
     # fig03a's, fig14: sn2_test_errors', fig17: lpsc_test_errors' eight and fig03a's mp0, fig18: fig05's)
-    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 + 3 + 3 + 2 + 2 + 8 + 2 + 2 + 5 + 2 + 7 + 4 + 8 + 11 + 16 + 40 == 179
+    assert len(unique_runs(config)) == 8 + 8 + 16 + 4 * 8 + 3 + 3 + 2 + 2 + 8 + 2 + 2 + 5 + 2 + 7 + 4 + 8 + 11 + 16 + 40 + 2 == 181
     # fig07: all new (a training set without the held-out reactions); fig19: its naive single-phase runs
     # are fig05's, LoRA and pseudolabel on each phase (8) and the three on all phases are new; fig01 and
     # fig09 add analyses of existing runs only; fig10: SN2 and SPICE at a fifth are new (16), the periodic
     # benchmarks' runs are their test-error figures; fig20's 40 NaCl runs are new (fig06a/b are some of
-    # them), md_stability's are the NaCl and ice test-error runs
+    # them), md_stability's are the NaCl and ice test-error runs; fig11's are fig20's (seed 0), fig16 adds
+    # pseudolabel on the random and combined replay sets (2); the spreads add error evaluations only
 
 
 def test_layered_config_writes_the_registry_once(root):

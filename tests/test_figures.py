@@ -28,7 +28,8 @@ def test_every_kind_is_a_module_and_a_schema_branch(root):
     assert set(figures.kinds()) == branches == {"test_errors", "learning_curve", "neb_profiles", "violins", "cross_phase",
                                                          "loss_curves", "phase_blocks", "near_transfer",
                                                          "strategy_blocks", "benchmarks_overview",
-                                                         "torsion_scans", "preservation", "md_rdfs", "md_stability", "symmetry_table", "repulsion"}
+                                                         "torsion_scans", "preservation", "md_rdfs", "md_stability", "symmetry_table", "repulsion",
+                                                         "rss", "axis_spread"}
     with pytest.raises(KeyError, match="no figure kind 'violin'"):
         figures.kind("violin")  # violins is one
 

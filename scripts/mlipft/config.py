@@ -17,8 +17,14 @@ from pathlib import Path
 import yaml
 
 from .paths import CONSTRAINTS, Run, format_fraction
-from .registry import (RegistryError, check_flags, effective_e0_mode, strategies_from_config, strategy_from_config,
-                       variant_entry)
+from .registry import (
+    RegistryError,
+    check_flags,
+    effective_e0_mode,
+    strategies_from_config,
+    strategy_from_config,
+    variant_entry,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schemas" / "config.schema.yaml"
@@ -307,15 +313,16 @@ def grid(config: dict, figure: str) -> dict[str, list]:
 
 def conditions(config: dict, figure: str) -> list[dict]:
     """The conditions of a figure (``conditions:``, e.g. Fig. 20's "10 %", "10 %, 10x epochs",
-    "100 %"): each a label and the grid axes fraction, variant and seed it overrides, resolved
-    against the figure's own axes. A figure without conditions is one condition (label "") of
+    "100 %"; Fig. 16's replay variants on the multihead strategy only): each a label and the grid
+    axes strategy, fraction, variant and seed it overrides, resolved against the figure's own axes. A figure without conditions is one condition (label "") of
     its whole grid. The figure's runs are the union over its conditions."""
     axes = grid(config, figure)
     entry = config["figures"][figure]
     out = []
     for cond in entry.get("conditions") or [{"label": ""}]:
         resolved = {"label": cond.get("label", "")}
-        for axis, key in (("fraction", "fractions"), ("variant", "variants"), ("seed", "seeds")):
+        for axis, key in (("strategy", "strategies"), ("fraction", "fractions"), ("variant", "variants"),
+                          ("seed", "seeds")):
             value = cond.get(key)
             if value is None:
                 resolved[axis] = axes[axis]
@@ -499,6 +506,10 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
     where = f"config entry figures.{name}"
     axes = grid(config, name)
     for i, cond in enumerate(fig.get("conditions") or []):  # conditions' axes are checked as the grid's
+        for value in as_list(cond.get("strategies", [])):
+            if value not in axes["strategy"]:
+                raise ConfigError(f"{where}.conditions[{i}].strategies: {value!r} is not among the figure's "
+                                  f"strategies ({axes['strategy']})")
         for axis, key in (("fraction", "fractions"), ("variant", "variants"), ("seed", "seeds")):
             for value in as_list(cond.get(key, [])):
                 value = format_fraction(value) if axis == "fraction" else value
@@ -515,6 +526,9 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
                 if value not in known[axis]:
                     key = GRID_AXES[axis] if axis != "foundation" or "foundation" in fig else "foundation (main_foundation)"
                     raise ConfigError(f"{where}.{key}: unknown {axis} {value!r} (defined: {sorted(known[axis])})")
+    labelled = sorted(set(fig.get("variant_labels") or {}) - set(axes["variant"]))
+    if labelled:
+        raise ConfigError(f"{where}.variant_labels: {labelled} are not variants of this figure ({axes['variant']})")
     for bench in axes["benchmark"]:
         trainsets = config["benchmarks"][bench]["trainsets"]
         for trainset in axes["trainset"]:
@@ -535,11 +549,14 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
                 effective_e0_mode(strategies[strat], mode)
             except RegistryError as err:
                 raise ConfigError(f"{where}: {err}") from err
-        for variant in axes["variant"]:
-            try:
-                strategy_from_config(strat, variant_entry(config, strat, variant))
-            except RegistryError as err:
-                raise ConfigError(f"{where}.variants: {variant} on strategy {strat}: {err}") from err
+    for i, cond in enumerate(conditions(config, name)):  # the combinations that run
+        key = f"conditions[{i}].variants" if fig.get("conditions") else "variants"
+        for strat in cond["strategy"]:
+            for variant in cond["variant"]:
+                try:
+                    strategy_from_config(strat, variant_entry(config, strat, variant))
+                except RegistryError as err:
+                    raise ConfigError(f"{where}.{key}: {variant} on strategy {strat}: {err}") from err
     try:
         kind = figures.kind(fig["kind"])
     except KeyError as err:
@@ -648,7 +665,7 @@ def runs_for_figure(config: dict, figure: str) -> list[Run]:
     strategies = strategies_from_config(config)
     runs = []
     for cond in conditions(config, figure):
-        cond_axes = {**axes, **{a: cond[a] for a in ("fraction", "variant", "seed")}}
+        cond_axes = {**axes, **{a: cond[a] for a in ("strategy", "fraction", "variant", "seed")}}
         # strategy-major, fractions and seeds innermost: the order of the figures' table rows
         for bench, trainset, found, strat, e0, variant, fraction, seed in itertools.product(
                 *(cond_axes[a] for a in ("benchmark", "trainset", "foundation", "strategy", "e0s", "variant",

@@ -56,6 +56,7 @@ RUN_FILES = {
     "stability": "stability.csv",  # MD stability: one row per protocol and replica
     "symmetry": "symmetry.csv",    # invariance/covariance check: max deviations per transformation
     "repulsion": "repulsion.csv",  # dimer and compression curves of the model
+    "rss": "rss.csv",              # random structure search: one row per structure x pressure x cycle, flags
 }
 #: Errors of a foundation before any fine-tuning (zero-shot) on an evaluation set of a benchmark.
 ZEROSHOT = "zeroshot/{benchmark}/{foundation}/{evalset}.csv"

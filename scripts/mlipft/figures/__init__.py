@@ -73,7 +73,9 @@ def spec(config: dict, name: str, world_label: str | None = None) -> dict:
         "conditions": cfg.conditions(config, name),
         "figure": name, "kind": fig["kind"], "description": fig["description"], "entry": fig, "axes": axes,
         "labels": labels, "evalsets": cfg.evalsets(config, name), "world": config["world"], "scale": config["scale"],
-        "variant_labels": {v: (variants.get(v) or {}).get("label", v) for v in axes["variant"]},
+        "variant_labels": {v: (fig.get("variant_labels") or {}).get(v) or (variants.get(v) or {}).get("label", v)
+                           for v in dict.fromkeys(axes["variant"] + [v for c in cfg.conditions(config, name)
+                                                                     for v in c["variant"]])},
         "reference_label": world_label or {"mini": "GFN2-xTB reference"}.get(config["world"], "reference"),
     }
 
