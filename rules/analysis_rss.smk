@@ -72,7 +72,7 @@ rule rss_foundation:
     params:
         rss=lambda w: rss_params(w.benchmark),
         dtype=lambda w: wf.foundation_dtype(config, w.foundation),  # as it is stored: no cast
-        reference=lambda w, input: rss_single_points(w.benchmark, "foundation", input),
+        reference=lambda w, input: rss_single_points(w, "foundation", input),
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -100,11 +100,12 @@ rule run_rss:
         structures=f"{RES}/rss/{{benchmark}}/structures.extxyz",
         reference=lambda w: rss_reference_table(w.benchmark, "target"),
         reference_model=rss_reference_model,
+        e0s=rss_run_e0s,
     output:
         PATHS.pattern("rss"),
     params:
         rss=lambda w: rss_params(w.benchmark),
-        reference=lambda w, input: rss_single_points(w.benchmark, "target", input),
+        reference=lambda w, input: rss_single_points(w, "target", input),
         dtype=config["default_dtype"],
         device=config["device"],
     threads: config["threads"]

@@ -284,14 +284,23 @@ def rss_reference_args(w, input, threads):
             f"--default-dtype {wf.foundation_dtype(config, name)} --device {config['device']}")
 
 
-def rss_single_points(benchmark, role, input):
+def rss_run_e0s(w):
+    """Paper and own worlds: the run's E0 file, whose E0s minus the foundation's put the stand-in
+    reference (the main foundation) on the fine-tuned model's energy scale."""
+    return [] if config["world"] == "mini" else [PATHS.pattern("e0s", **dict(w.items()))]
+
+
+def rss_single_points(w, role, input):
     """The reference single points on every relaxed structure: an xTB level (mini) or the main
-    foundation (paper, own)."""
+    foundation (paper, own), shifted onto a fine-tuned run's energy scale by its E0s."""
     import shlex
 
-    level = rss_level(benchmark, role)
+    level = rss_level(w.benchmark, role)
     if level != "main":
         return f"--reference-level {level}"
     name = config["main_foundation"]
-    return (f"--reference-model {shlex.quote(input.reference_model[0])} "
+    args = (f"--reference-model {shlex.quote(input.reference_model[0])} "
             f"--reference-dtype {wf.foundation_dtype(config, name)}")
+    if role == "target":
+        args += f" --reference-shift-e0s {shlex.quote(input.e0s[0])} --e0-mode {shlex.quote(w.e0s)}"
+    return args

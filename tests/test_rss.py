@@ -400,3 +400,18 @@ def test_model_command_line_with_the_tiny_foundation(tiny_foundation, tmp_path):
     assert set(t.composition) == {"CH5Br"} and len(t) <= 4 and t.pressure_gpa.nunique() == 2
     ok = t[~t.status.isin(rss.FAILED)]
     assert np.allclose(ok.energy_diff_ev_per_atom, 0, atol=1e-8) and (ok.flag_disagreement == 0).all()
+
+
+def test_e0_shift_puts_the_foundation_on_the_runs_scale(tmp_path):
+    """The paper world's stand-in: the run's E0s (its mode) minus the foundation's, per element."""
+    import json
+
+    from mlipft.analysis.rss import ParamsError, e0_shift
+
+    path = tmp_path / "e0s.json"
+    path.write_text(json.dumps({"modes": {"estimated": {"1": -6.5, "8": -120.0}, "foundation": {"1": -14.0, "8": -127.5},
+                                          "isolated": {"1": -10.0}}}))
+    assert e0_shift(path, "estimated") == {"H": 7.5, "O": 7.5}
+    assert e0_shift(path, "isolated") == {"H": 4.0}
+    with pytest.raises(ParamsError, match="no E0 mode 'average'"):
+        e0_shift(path, "average")

@@ -108,7 +108,8 @@ CLI::
     python -m mlipft.analysis.rss model --model M.model [--head H] [--label model]
         --structures structures.extxyz --reference-table reference.csv
         (--reference-level gfn2 | --reference-model F.model [--reference-head H]
-        [--reference-dtype float64]) [--reference-shift JSON|file] [--params JSON|file]
+        [--reference-dtype float64]) [--reference-shift JSON|file | --reference-shift-e0s E0S.json
+        [--e0-mode estimated]] [--params JSON|file]
         [--device cpu|cuda|auto] [--default-dtype float64] [--threads 1] --output rss.csv
 
 ``--level`` / ``--reference-level``: ``gfn1``, ``gfn2``, a tblite method (``GFN2-xTB``) or a
@@ -342,6 +343,20 @@ def load_shift(shift=None) -> dict[str, float]:
             raise ParamsError(f"reference shift: {element!r} is not an element symbol")
         out[element] = _number(value, f"reference shift[{element}]")
     return out
+
+
+def e0_shift(path, mode: str) -> dict[str, float]:
+    """The shift that puts a foundation standing in as the reference on a fine-tuned run's energy
+    scale: per element, the run's E0 (``mode`` of its E0 file, :mod:`mlipft.e0s`) minus the
+    foundation's own (mode ``foundation``): a model fitted with those E0s predicts E_foundation
+    + sum of these shifts for a structure the foundation already describes."""
+    with open(path) as handle:
+        modes = json.load(handle)["modes"]
+    for name in (mode, "foundation"):
+        if name not in modes:
+            raise ParamsError(f"{path}: no E0 mode {name!r} (has {sorted(modes)})")
+    return {chemical_symbols[int(z)]: float(modes[mode][z]) - float(modes["foundation"][z])
+            for z in modes[mode] if z in modes["foundation"]}
 
 
 def shift_of(symbols: Sequence[str] | dict, shift: dict[str, float] | None) -> float:
@@ -946,7 +961,11 @@ def main(argv=None) -> None:
     ref.add_argument("--reference-model", help="single points with this MACE model (the paper world's stand-in)")
     m.add_argument("--reference-head")
     m.add_argument("--reference-dtype", default="float64")
-    m.add_argument("--reference-shift", help="JSON object or file: element -> eV per atom added to the reference")
+    shifts = m.add_mutually_exclusive_group()
+    shifts.add_argument("--reference-shift", help="JSON object or file: element -> eV per atom added to the reference")
+    shifts.add_argument("--reference-shift-e0s", help="a run's E0 file (mlipft.e0s): the shift is its --e0-mode E0s "
+                                                      "minus its foundation's (a stand-in foundation on the run's scale)")
+    m.add_argument("--e0-mode", default="estimated", help="with --reference-shift-e0s: the run's E0 mode")
     m.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     m.add_argument("--default-dtype", default="float64")
     args = parser.parse_args(argv)
@@ -993,7 +1012,8 @@ def main(argv=None) -> None:
                 table = run_rss(frames, calc, params, source=label)
             else:
                 try:
-                    shift = load_shift(args.reference_shift)
+                    shift = (e0_shift(args.reference_shift_e0s, args.e0_mode) if args.reference_shift_e0s
+                             else load_shift(args.reference_shift))
                 except ParamsError as err:
                     raise SystemExit(str(err)) from None
                 reference_table = read_table(args.reference_table)
@@ -1008,7 +1028,7 @@ def main(argv=None) -> None:
 __all__ = [
     "COLUMNS", "CRITERIA", "DEFAULTS", "FLAG_COLUMNS", "STATUSES", "Diverged", "ParamsError",
     "candidate_compositions", "closest_contact", "compatible_groups", "draw_compositions", "flagged_fractions",
-    "flags", "floors", "generate", "level_method", "load_params", "load_shift", "main", "measure", "pair_floor",
+    "e0_shift", "flags", "floors", "generate", "level_method", "load_params", "load_shift", "main", "measure", "pair_floor",
     "pair_name", "parse_pair", "parse_unit", "random_crystal", "rattle", "read_table", "relax", "relax_cycle",
     "run_rss", "shift_of", "single_point", "structure_flags", "xtb_maker",
 ]
