@@ -526,9 +526,9 @@ def check_figure(config: dict, name: str, fig: dict, strategies) -> None:
                 if value not in known[axis]:
                     key = GRID_AXES[axis] if axis != "foundation" or "foundation" in fig else "foundation (main_foundation)"
                     raise ConfigError(f"{where}.{key}: unknown {axis} {value!r} (defined: {sorted(known[axis])})")
-    labelled = sorted(set(fig.get("variant_labels") or {}) - set(axes["variant"]))
+    labelled = sorted(set(fig.get("variant_labels") or {}) - set(known["variant"]))  # a scale may trim the grid
     if labelled:
-        raise ConfigError(f"{where}.variant_labels: {labelled} are not variants of this figure ({axes['variant']})")
+        raise ConfigError(f"{where}.variant_labels: unknown variant(s) {labelled} (defined: {sorted(known['variant'])})")
     for bench in axes["benchmark"]:
         trainsets = config["benchmarks"][bench]["trainsets"]
         for trainset in axes["trainset"]:
