@@ -121,12 +121,16 @@ def test_conditions_make_the_union_of_their_grids(config):
         ("0.1", "base", 0), ("0.1", "base", 1), ("0.1", "base", 2), ("0.1", "epochs_x10", 0), ("1", "base", 0)}
     conds = cfg.conditions(config, "fig20")
     assert [c["label"] for c in conds] == ["10 %", "10 %, 10x epochs", "100 %"]
-    assert conds[1] == {"label": "10 %, 10x epochs", "fraction": ["0.1"], "variant": ["epochs_x10"], "seed": [0]}
+    assert conds[1] == {"label": "10 %, 10x epochs", "strategy": list(config["strategies"]), "fraction": ["0.1"],
+                        "variant": ["epochs_x10"], "seed": [0]}
     # fig06a/b are fig20's runs: nothing trained twice
     assert set(cfg.runs_for_figure(config, "fig06a")) | set(cfg.runs_for_figure(config, "fig06b")) <= set(runs)
     # a figure without conditions is one condition of its whole grid
     assert cfg.conditions(config, "sn2_test_errors") == [
-        {"label": "", "fraction": ["1"], "variant": ["base"], "seed": [0]}]
+        {"label": "", "strategy": list(config["strategies"]), "fraction": ["1"], "variant": ["base"], "seed": [0]}]
+    # a condition may take some of the figure's strategies (fig16: replay sets on the multihead one)
+    assert [(c["strategy"], c["variant"]) for c in cfg.conditions(config, "fig16")] == [
+        (["scratch", "naive", "pseudolabel"], ["base"]), (["pseudolabel"], ["replay_mptrj_random", "replay_combined"])]
     # the epochs factor reaches the fine-tune
     x10 = next(r for r in runs if r.variant == "epochs_x10")
     assert wf.finetune_epochs(config, x10) == 10 * config["scales"][config["scale"]]["finetune"]["max_num_epochs"]

@@ -330,7 +330,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
 
     runs = {r for fig in config["figures"] for r in runs_for_figure(config, fig)}
     # the kinds that read error files
-    error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase", "phase_blocks", "near_transfer")
+    error_kinds = ("test_errors", "learning_curve", "violins", "cross_phase", "phase_blocks", "near_transfer",
+                   "axis_spread")
     evaluations = {(r, e) for fig, spec in config["figures"].items() if spec["kind"] in error_kinds
                    for r in runs_for_figure(config, fig) for e in evalsets(config, fig)}
     # preservation (Fig. 10): every run through the target head, multihead runs through the replay head too
@@ -356,6 +357,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
                 for r in runs_for_figure(config, fig)}
     repulsion = {r for fig, spec in config["figures"].items() if spec["kind"] == "repulsion"
                  for r in runs_for_figure(config, fig)}
+    # random structure search: every run of its figures, the foundations of their grids, one set of
+    # random crystals and one reference search (paper world: the main foundation) per benchmark
+    rss = {r for fig, spec in config["figures"].items() if spec["kind"] == "rss" for r in runs_for_figure(config, fig)}
+    rss_foundations = {(b, f) for fig, spec in config["figures"].items() if spec["kind"] == "rss"
+                       for b in grid(config, fig)["benchmark"] for f in grid(config, fig)["foundation"]}
     repulsion_foundations = {(r.benchmark, r.foundation) for fig, spec in config["figures"].items()
                              if spec["kind"] == "repulsion" and spec.get("repulsion_foundation")
                              for r in runs_for_figure(config, fig)}
@@ -421,6 +427,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "run_repulsion": len(repulsion),
         "repulsion_reference": len({r.benchmark for r in repulsion}),
         "repulsion_foundation": len(repulsion_foundations),
+        "run_rss": len(rss),
+        "rss_foundation": len(rss_foundations),
+        "rss_structures": len({b for b, _ in rss_foundations}),
+        "rss_reference": len({b for b, _ in rss_foundations}),  # the main foundation stands in for both levels
         "all_figures": 1,
     }
     jobs.update({f"build_benchmark_{b}": 1 for b in benchmarks})
@@ -456,7 +466,8 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     # single phases (on the combined set they are ice_test_errors'); fig05: naive with averaged E0s on
     # each phase (the estimated ones are fig19's); fig12: two more loss-weight variants of naive on Ih
     # fig18: naive fine-tunes of MACE-OMat-0 small on the four single phases (medium's are fig19's)
-    nacl = n_strategies * (3 + 1 + 1)
+    # fig11's runs are these (seed 0); fig16 adds pseudolabel on the random and combined replay sets
+    nacl = n_strategies * (3 + 1 + 1) + 2
     ice = n_strategies + 3 * 4 + 4 + 2 + 4
     # LPSC: every strategy (lpsc_test_errors; fig10's LPSC runs are these), and again from MACE-MP-0
     # medium (fig17); fig03a: pseudolabel from the four foundations not yet counted; fig04a: naive
@@ -464,8 +475,8 @@ def test_dry_run_resolves_the_paper_dag(paper_config):
     # strategy with one configuration per molecule (fig08, fig10's SPICE runs)
     lpsc = 2 * n_strategies + 4 + 2 + 2 + 2
     spice = n_strategies
-    assert stats["finetune"] == sn2 + nacl + ice + lpsc + spice == 204
-    assert stats["run_md"] == stats["rdf"] == nacl and stats["run_stability"] == 2 * n_strategies
+    assert stats["finetune"] == sn2 + nacl + ice + lpsc + spice == 206
+    assert stats["run_md"] == stats["rdf"] == nacl - 2 and stats["run_stability"] == 2 * n_strategies
     assert stats["reference_mlip_nacl"] == stats["reference_rdf_nacl"] == 1
     # SN2: r, p, ts, e0s, the SN2 replay file, the six foundations, the MPtrj replay file (fig14's
     # combined set); NaCl: the MP2 data; ice: a training and a validation file per phase; SPICE: the

@@ -25,6 +25,7 @@ WORLDS = {"mini": [], "paper": ["--configfile=config/paper.yaml"]}
 #: Rules that load a model and compute with it: on the GPU profile each gets a GPU.
 MODEL_RULES = {"finetune", "fit_e0s", "evaluate_errors", "evaluate_zeroshot", "run_neb", "run_torsions",
                "run_md", "run_stability", "run_symmetry", "run_repulsion", "repulsion_foundation", "repulsion_reference",
+               "run_rss", "rss_foundation", "rss_reference",
                "pretrain_foundation", "foundation_quality"}
 #: ... and the rules generated per benchmark with these prefixes.
 MODEL_RULE_PREFIXES = ("reference_mlip_", "reference_rdf_")
