@@ -267,7 +267,9 @@ def plot(tables, spec, outputs):
     evalsets = _order(table.evalset, {"axes": {"evalset": spec.get("evalsets") or []}}, "evalset")
     panels = [m for m, _ in PANELS if m in set(table.metric)]
     columns = [(e, m) for e in evalsets for m in panels]
-    rows = [a for a in AXES if a in set(table.axis)]
+    tied = [a for a in AXES if a in set(table.axis) and a != REFERENCE
+            and not (table[table.axis == a].n_groups > 0).any()]  # e.g. scratch's isolated E0s: no row
+    rows = [a for a in AXES if a in set(table.axis) and a not in tied]
     cell = table.set_index(["axis", "evalset", "metric"])
     has_reference = REFERENCE in rows
     ratios = table[table.metric.isin(panels)].ratio_to_strategy.to_numpy(float)
@@ -305,7 +307,10 @@ def plot(tables, spec, outputs):
             + ("Colour and ×: that mean range over the strategy axis's in the same column. " if has_reference
                else "One strategy only: no reference axis, no ratios. ")
             + "Best / worst: the value with the lowest / highest error averaged over the other axes "
-              "(* the columns disagree: by mean rank over them)." + (f"\n{conv}" if conv else ""))
+              "(* the columns disagree: by mean rank over them)."
+            + (f" Not a row: {', '.join(AXES[a] for a in tied)}, which varies only together with another axis "
+               "(e.g. from-scratch training's isolated E0s)." if tied else "")
+            + (f"\n{conv}" if conv else ""))
     note = "\n".join(textwrap.fill(part, max(80, int(width * 17))) for part in note.split("\n"))
     title_lines, note_lines = title.count("\n") + 1, note.count("\n") + 1
     top = 0.2 * title_lines + 0.42
