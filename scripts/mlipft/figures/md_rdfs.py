@@ -319,9 +319,13 @@ def plot(tables, spec, outputs):
             hue_marks[hue] = " †"
     seeds = int(emd.seed.nunique())
     nrows, ncols = len(pairs) + with_emd, len(conds)
+    # wide enough for a legend of several columns; tall enough for the panels above the legend
+    width = max(3.0 * ncols + 0.4, 7.5)
+    n_labels = len(order) + 2 + (3 + 2 * len(pairs) if with_emd else 0)
+    legend_rows = int(np.ceil(n_labels / max(1, int(width // (3.0 if with_emd else 2.0)))))
 
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols + 0.4, 2.5 * nrows + 1.1), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.5 * nrows + 1.1 + 0.19 * legend_rows), squeeze=False)
         letter = 0
         for i, pair in enumerate(pairs):
             ref = reference[reference.pair == pair].sort_values("r_angstrom")
@@ -343,7 +347,14 @@ def plot(tables, spec, outputs):
                 ax.text(0.97, 0.95, pair_label(pair), transform=ax.transAxes, ha="right", va="top", fontsize=9,
                         fontweight="bold")
                 ax.set_title(cond)
-                ax.set_ylim(bottom=0)
+                # a collapsed run (atoms on top of each other: g(r) of tens at r ~ 0) would flatten
+                # every other curve: the axis ends at 2.5x the reference's peak, the runs beyond named
+                top = max(2.5 * float(ref.g_r.max()) if len(ref) else 0.0, 3.0)
+                beyond = [h for h in order if (sub[sub.hue == h].groupby("r_angstrom").g_r.mean() > top).any()]
+                ax.set_ylim(0, top)
+                if beyond:
+                    ax.text(0.03, 0.95, "off scale: " + ", ".join(beyond), transform=ax.transAxes, ha="left",
+                            va="top", fontsize=6.5, color="0.25", wrap=True)
                 ax.set_xlim(x_lo, x_hi)
                 if j == 0:
                     ax.set_ylabel(f"g(r), {pair_label(pair)}")
