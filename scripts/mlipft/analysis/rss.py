@@ -138,6 +138,10 @@ from ase import Atoms, units
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
 from ..io import atomic_path, read_configs, write_atomic
+from .repulsion import (  # the repulsion analysis's xTB levels and pair names
+    level_method,
+    pair_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +192,6 @@ _POSITIVE = ("volume_factor", "fmax", "floor_factor", "xtb_electronic_temperatur
 _NON_NEGATIVE = ("rattle_angstrom", "rattle_strain", "energy_margin_ev_per_atom", "volume_min_angstrom3_per_atom",
                  "volume_max_angstrom3_per_atom", "volume_ratio_min", "volume_ratio_max",
                  "disagreement_energy_ev_per_atom", "disagreement_force_ev_per_angstrom")
-LEVELS = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB"}
 _CHECKED = "_checked"  # the mark of a parameter dict that load_params returned
 
 
@@ -237,12 +240,6 @@ def parse_pair(pair: str, key: str = "pair_floors_angstrom") -> str:
     if len(parts) != 2 or any(p not in atomic_numbers or p == "X" for p in parts):
         raise ParamsError(f"rss params: {key}: {pair!r} is not a pair of element symbols A-B (e.g. Na-Cl)")
     return pair_name(*parts)
-
-
-def pair_name(a: str, b: str) -> str:
-    """Two element symbols ordered by atomic number, ``A-B``."""
-    a, b = sorted((a, b), key=lambda s: atomic_numbers[s])
-    return f"{a}-{b}"
 
 
 def _given(params, what: str) -> dict:
@@ -867,13 +864,6 @@ def flagged_fractions(table):
 
 
 # ----------------------------------------------------------------------------- CLI
-def level_method(level: str) -> str:
-    """``gfn1``/``gfn2`` (any case), a tblite method or an :mod:`mlipft.xtb` level -> the method."""
-    from .. import xtb
-
-    return xtb.method_for(LEVELS.get(level.lower(), level))
-
-
 def xtb_maker(method: str, electronic_temperature: float = 300.0) -> Callable[[], object]:
     """A maker of fresh neutral closed-shell tblite calculators of ``method`` (electronic
     temperature in K)."""
@@ -1026,11 +1016,41 @@ def main(argv=None) -> None:
 
 
 __all__ = [
-    "COLUMNS", "CRITERIA", "DEFAULTS", "FLAG_COLUMNS", "STATUSES", "Diverged", "ParamsError",
-    "candidate_compositions", "closest_contact", "compatible_groups", "draw_compositions", "flagged_fractions",
-    "e0_shift", "flags", "floors", "generate", "level_method", "load_params", "load_shift", "main", "measure", "pair_floor",
-    "pair_name", "parse_pair", "parse_unit", "random_crystal", "rattle", "read_table", "relax", "relax_cycle",
-    "run_rss", "shift_of", "single_point", "structure_flags", "xtb_maker",
+    "COLUMNS",
+    "CRITERIA",
+    "DEFAULTS",
+    "FLAG_COLUMNS",
+    "STATUSES",
+    "Diverged",
+    "ParamsError",
+    "candidate_compositions",
+    "closest_contact",
+    "compatible_groups",
+    "draw_compositions",
+    "e0_shift",
+    "flagged_fractions",
+    "flags",
+    "floors",
+    "generate",
+    "level_method",
+    "load_params",
+    "load_shift",
+    "main",
+    "measure",
+    "pair_floor",
+    "pair_name",
+    "parse_pair",
+    "parse_unit",
+    "random_crystal",
+    "rattle",
+    "read_table",
+    "relax",
+    "relax_cycle",
+    "run_rss",
+    "shift_of",
+    "single_point",
+    "structure_flags",
+    "xtb_maker",
 ]
 
 
