@@ -10,8 +10,9 @@ finished:
   file when the job ends) and its **start** = end - ``s``;
 - per figure target of the config: its **jobs** = the fine-tunes of its runs (``finetune``),
   their training subsets and E0 fits (``subsample_trainset``, ``fit_e0s``), the replay sets of
-  its multihead runs (``replay_set``), the analyses whose outputs the figure reads
-  (``evaluate_errors`` on its evalsets, ``run_neb`` for an NEB figure: every per-run file in
+  its multihead runs (``select_replay``, ``replay_set``), the analyses whose outputs the figure
+  reads (``evaluate_errors`` on its evalsets, ``run_neb``, ``run_md`` and ``rdf``,
+  ``run_stability``, ``run_torsions``, ``run_symmetry``, ``run_repulsion``, ``run_rss``: every per-run file in
   :func:`mlipft.workflow.figure_inputs`, mapped to the rule that writes it by
   :data:`RUN_FILE_RULES`) and its ``collect/<figure>`` and ``plot/<figure>`` jobs. Its
   **wall** = from the start of its earliest job to the end of its latest job; **sum wall** and
@@ -58,12 +59,19 @@ from mlipft.paths import RUN_FILES, Paths, Run  # noqa: E402
 #: The rule writing each per-run file (a name of :data:`mlipft.paths.RUN_FILES`), as the
 #: ``benchmark:<rule>[@<file>]`` pattern of its benchmark file (``Paths.pattern``).
 RUN_FILE_RULES = {
-    "model": "benchmark:finetune",
-    "loss_curves": "benchmark:finetune",
-    "trainable": "benchmark:finetune",
-    "errors": "benchmark:evaluate_errors@errors",
-    "predictions": "benchmark:evaluate_errors@errors",
-    "neb": "benchmark:run_neb",
+    "model": ("benchmark:finetune",),
+    "loss_curves": ("benchmark:finetune",),
+    "trainable": ("benchmark:finetune",),
+    "errors": ("benchmark:evaluate_errors@errors",),
+    "predictions": ("benchmark:evaluate_errors@errors",),
+    "neb": ("benchmark:run_neb",),
+    "torsions": ("benchmark:run_torsions",),
+    "md": ("benchmark:run_md",),
+    "rdf": ("benchmark:run_md", "benchmark:rdf"),
+    "stability": ("benchmark:run_stability",),
+    "symmetry": ("benchmark:run_symmetry",),
+    "repulsion": ("benchmark:run_repulsion",),
+    "rss": ("benchmark:run_rss",),
 }
 #: Columns of :func:`collect_benchmarks`.
 COLUMNS = ["rule", "key", "path", "s", "cpu_time", "end", "start"]
@@ -126,6 +134,17 @@ def _bench(paths: Paths, name: str, run: Run, **keys) -> str:
     return _norm(paths.pattern(name, **run.keys(), **keys))
 
 
+def replay_jobs(config: dict, paths: Paths, benchmark: str, name: str) -> list[str]:
+    """The benchmark files of the jobs that make replay set ``name``: a drawn set's
+    ``select_replay`` and ``replay_set``; a union's (``combine``) parts' jobs and its own
+    ``replay_set``."""
+    parts = (config.get("replay") or {}).get(name, {}).get("combine")
+    own = _norm(paths.bench("replay_set", f"{benchmark}/{name}"))
+    if parts:
+        return [job for part in parts for job in replay_jobs(config, paths, benchmark, part)] + [own]
+    return [_norm(paths.bench("select_replay", f"{benchmark}/{name}")), own]
+
+
 def figure_jobs(config: dict, paths: Paths, figure: str) -> list[str]:
     """The benchmark files of every job a figure target runs (see the module docstring), in
     order, each once: per run its subset, E0 fit, replay set (multihead) and fine-tune, then the
@@ -134,7 +153,7 @@ def figure_jobs(config: dict, paths: Paths, figure: str) -> list[str]:
         raise ReportError(f"no figure {figure!r} in the config (figures: {sorted(config['figures'])})")
     runs = cfg.runs_for_figure(config, figure)
     evalsets = cfg.evalsets(config, figure)
-    producer: dict[str, str] = {}  # a file a job writes -> that job's benchmark file
+    producer: dict[str, list[str]] = {}  # a file a job writes -> the benchmark files of its per-run jobs
     jobs: list[str] = []
     for run in runs:
         subsample, e0s = (_bench(paths, "benchmark:subsample_trainset@trainset", run),
@@ -142,20 +161,20 @@ def figure_jobs(config: dict, paths: Paths, figure: str) -> list[str]:
         jobs += [subsample, e0s]
         replay = wf.finetune_inputs(config, paths, run).get("replay")
         if replay is not None:
-            jobs.append(_norm(paths.bench("replay_set", f"{run.benchmark}/{Path(replay).stem}")))
+            jobs += replay_jobs(config, paths, run.benchmark, Path(replay).stem)
         jobs.append(_bench(paths, "benchmark:finetune", run))
         for name, bench in RUN_FILE_RULES.items():
             keysets = [{"evalset": e} for e in evalsets] if "{evalset}" in RUN_FILES[name] else [{}]
             for keys in keysets:
-                producer[_norm(paths.run_file(run, name, **keys))] = _bench(paths, bench, run, **keys)
-        producer[_norm(paths.trainset(run))] = subsample
-        producer[_norm(paths.e0s(run))] = e0s
+                producer[_norm(paths.run_file(run, name, **keys))] = [_bench(paths, b, run, **keys) for b in bench]
+        producer[_norm(paths.trainset(run))] = [subsample]
+        producer[_norm(paths.e0s(run))] = [e0s]
     run_dirs = tuple(_norm(paths.run_dir(r)) + os.sep for r in runs)
     for files in wf.figure_inputs(config, paths, figure).values():
         for file in [files] if isinstance(files, str) else files:
             file = _norm(file)
             if file in producer:
-                jobs.append(producer[file])
+                jobs += producer[file]
             elif file.startswith(run_dirs):
                 print(f"warning: {figure} reads {file}, a run file no rule of RUN_FILE_RULES writes: "
                       f"its job is not counted", file=sys.stderr)
