@@ -144,6 +144,29 @@ def test_a_broken_model_is_a_recorded_failure(mode, after, protocol, detector, s
     assert len(back) == len(result.frames) and back[-1].info["detector"] == detector
 
 
+def test_the_start_transient_is_not_a_runaway():
+    """A disordered start releases its excess energy as a burst of heat (here ~300 K against a
+    20 K target) that the thermostat removes: with no grace the temperature detector calls that a
+    runaway at once; with ``temperature_grace_fs`` the run survives, and a model that keeps
+    pumping heat in still fails on temperature, after the grace."""
+    start = argon()
+    start.positions += np.random.default_rng(3).normal(0, 0.25, start.positions.shape)
+
+    def run(calc, grace):
+        det = st.Detectors(min_distance={"Ar-Ar": 2.0}, max_force=50.0, temperature_factor=5.0,
+                           density_range=(0.5, 2.0), temperature_grace_fs=grace)
+        return st.hold(start, calc, temperature_K=20, n_steps=300, rng=np.random.default_rng(0), record_every=10,
+                       **{**COMMON, "detectors": det})
+
+    eager = run(lj(), 0.0)
+    assert eager.failed and eager.detector == "temperature" and eager.failure_step < 10
+    patient = run(lj(), 250.0)
+    assert not patient.failed
+    assert max(f.info["temperature_K"] for f in patient.frames) > 5 * 20 > patient.final_temperature_K
+    heated = run(Broken("heat", after=60), 250.0)  # pumping from step 60 (300 fs) on
+    assert heated.failed and heated.detector == "temperature" and heated.failure_step * 5.0 >= 250.0
+
+
 def test_seed_reproduces_and_replicas_differ():
     def run(replica):
         return st.hold(argon(), lj(), temperature_K=40, n_steps=40, rng=st.replica_rng(7, replica), record_every=20,
@@ -217,6 +240,8 @@ def _mutate(path: str, value):
     ("detectors.max_force", KeyError, r"missing key detectors\.max_force"),
     ("detectors.max_force", -1, r"detectors\.max_force: must be > 0"),
     ("detectors.temperature_factor", 0.5, r"detectors\.temperature_factor: must be > 1"),
+    ("detectors.temperature_grace_fs", -1, r"detectors\.temperature_grace_fs: a number of fs >= 0"),
+    ("detectors.temperature_grace_fs", None, r"detectors\.temperature_grace_fs: a number of fs >= 0"),
     ("detectors.density_range", [2.0, 0.5], r"detectors\.density_range: needs lo < 1 < hi"),
     ("detectors.density_range", 0.5, r"detectors\.density_range: a list"),
     ("detectors.min_distance.Xx-H", 0.5, r"detectors\.min_distance\.Xx-H: not a pair of element symbols"),

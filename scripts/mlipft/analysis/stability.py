@@ -31,8 +31,10 @@ A model that blows up is a result: the run stops at the first failure, which is 
 - the detectors, checked every ``check_every`` steps and at the last step, in this order:
   ``min_distance`` (a pair of atoms, minimum image, closer than its pair's minimum; O(N^2) in
   memory, fine to a few thousand atoms), ``max_force`` (an atom's |F| above the bound, eV/A),
-  ``temperature`` (instantaneous kinetic temperature above ``temperature_factor`` x the target)
-  and ``density`` (periodic starts: density outside ``density_range`` x the start's density).
+  ``temperature`` (instantaneous kinetic temperature above ``temperature_factor`` x the target,
+  from ``temperature_grace_fs`` on: a start that is not at the model's minimum turns its excess
+  potential energy into a short burst of heat, which the thermostat removes within ~1 / friction;
+  a runaway is heat that stays) and ``density`` (periodic starts: density outside ``density_range`` x the start's density).
 
 A detector set to ``None`` is off. At step 0 the start is evaluated too: a calculator error, a
 non-finite result or a force above ``max_force`` on the start is a failure at step 0, while a
@@ -73,6 +75,8 @@ on ``--replicas``.
                                     # are not checked)
          "max_force": 50.0,         # eV/A
          "temperature_factor": 5.0,  # > 1
+         "temperature_grace_fs": 100.0,  # optional (0), >= 0: the temperature detector is armed
+                                    # from this time on (the start's transient is not a runaway)
          "density_range": [0.5, 2.0]}}
 
 A block for a protocol that does not run is still checked. The output CSV has one row per
@@ -119,13 +123,14 @@ class Detectors:
     """Thresholds of the failure detectors; ``None`` turns one off (``non_finite`` is always on).
 
     ``min_distance``: ``{"A-B": A, ..., "default": A}`` (pairs in either order); ``max_force``:
-    eV/A; ``temperature_factor``: x the target temperature; ``density_range``: ``(lo, hi)`` x the
-    start's density."""
+    eV/A; ``temperature_factor``: x the target temperature, checked from ``temperature_grace_fs``
+    (fs of simulated time) on; ``density_range``: ``(lo, hi)`` x the start's density."""
 
     min_distance: Mapping[str, float] | None = None
     max_force: float | None = None
     temperature_factor: float | None = None
     density_range: tuple[float, float] | None = None
+    temperature_grace_fs: float = 0.0
 
     def __post_init__(self):
         if self.min_distance is not None:
@@ -134,6 +139,9 @@ class Detectors:
             _positive(self.max_force, "detectors.max_force")
         if self.temperature_factor is not None:
             _positive(self.temperature_factor, "detectors.temperature_factor")
+        grace = self.temperature_grace_fs
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not math.isfinite(grace) or grace < 0:
+            raise ValueError(f"detectors.temperature_grace_fs: a number of fs >= 0, not {grace!r}")
         if self.density_range is not None:
             lo, hi = _range(self.density_range, "detectors.density_range")
             object.__setattr__(self, "density_range", (lo, hi))
@@ -290,7 +298,8 @@ class _Run:
             if norms[i] > det.max_force:
                 return _Failure(step, "max_force", f"atom {i} ({a.get_chemical_symbols()[i]}) |F| = {norms[i]:.4g} "
                                                    f"eV/A (> {det.max_force:g} eV/A)")
-        if det.temperature_factor is not None and target_K is not None:
+        if (det.temperature_factor is not None and target_K is not None
+                and step * self.timestep_fs >= det.temperature_grace_fs):
             t = float(a.get_temperature())
             if t > det.temperature_factor * target_K:
                 return _Failure(step, "temperature", f"T = {t:.1f} K > {det.temperature_factor:g} x target "
@@ -538,7 +547,8 @@ def parse_params(raw, protocols: tuple[str, ...] | list[str] = PROTOCOLS) -> Sta
     for name in protocols:
         if name not in p:
             raise ValueError(f"params: missing key {name} (the {name} protocol runs)")
-    d = _block(p["detectors"], "detectors", ("min_distance", "max_force", "temperature_factor", "density_range"), ())
+    d = _block(p["detectors"], "detectors", ("min_distance", "max_force", "temperature_factor", "density_range"),
+               ("temperature_grace_fs",))
     md = d["min_distance"]
     if md is not None and not isinstance(md, Mapping):
         raise ValueError(f"detectors.min_distance: a mapping of 'A-B' pairs to A (or null), not {md!r}")
@@ -548,7 +558,8 @@ def parse_params(raw, protocols: tuple[str, ...] | list[str] = PROTOCOLS) -> Sta
         max_force=None if d["max_force"] is None else _positive(d["max_force"], "detectors.max_force"),
         temperature_factor=(None if d["temperature_factor"] is None
                             else _positive(d["temperature_factor"], "detectors.temperature_factor")),
-        density_range=None if d["density_range"] is None else _range(d["density_range"], "detectors.density_range"))
+        density_range=None if d["density_range"] is None else _range(d["density_range"], "detectors.density_range"),
+        temperature_grace_fs=d.get("temperature_grace_fs", 0.0))
     if detectors.temperature_factor is not None and detectors.temperature_factor <= 1:
         raise ValueError(f"detectors.temperature_factor: must be > 1 (a multiple of the target temperature), "
                          f"not {detectors.temperature_factor:g}")
