@@ -25,6 +25,7 @@ one row per RDF pair (and a row of EMDs with ``emd_panels``), one column per con
 from __future__ import annotations
 
 import re
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -320,12 +321,14 @@ def plot(tables, spec, outputs):
     seeds = int(emd.seed.nunique())
     nrows, ncols = len(pairs) + with_emd, len(conds)
     # wide enough for a legend of several columns; tall enough for the panels above the legend
-    width = max(3.0 * ncols + 0.4, 7.5)
+    # (the EMD panels' strategy names are rotated under them: 4 in per column and an inch below)
+    width = max((4.0 if with_emd else 3.0) * ncols + 0.4, 7.5)
     n_labels = len(order) + 2 + (3 + 2 * len(pairs) if with_emd else 0)
     legend_rows = int(np.ceil(n_labels / max(1, int(width // (3.0 if with_emd else 2.0)))))
+    height = 2.7 * nrows + (1.0 if with_emd else 0.0) + 1.1 + 0.19 * legend_rows
 
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.5 * nrows + 1.1 + 0.19 * legend_rows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
         letter = 0
         for i, pair in enumerate(pairs):
             ref = reference[reference.pair == pair].sort_values("r_angstrom")
@@ -353,8 +356,8 @@ def plot(tables, spec, outputs):
                 beyond = [h for h in order if (sub[sub.hue == h].groupby("r_angstrom").g_r.mean() > top).any()]
                 ax.set_ylim(0, top)
                 if beyond:
-                    ax.text(0.03, 0.95, "off scale: " + ", ".join(beyond), transform=ax.transAxes, ha="left",
-                            va="top", fontsize=6.5, color="0.25", wrap=True)
+                    ax.text(0.03, 0.95, textwrap.fill("off scale: " + ", ".join(beyond), 38), transform=ax.transAxes,
+                            ha="left", va="top", fontsize=6.5, color="0.25")
                 ax.set_xlim(x_lo, x_hi)
                 if j == 0:
                     ax.set_ylabel(f"g(r), {pair_label(pair)}")
