@@ -53,11 +53,11 @@ all_figures: install
 	$(BIN)/snakemake all_figures --cores $(CORES)
 
 # CI: lint, then the fast tier (unit tests, seconds), then the slow tier (real training, the
-# smoke-scale workflow and its report).
+# smoke-scale workflow and its report); each tier lists its 15 slowest tests (the CI budget).
 test: install
 	$(BIN)/snakemake --lint
-	$(BIN)/python -m pytest -m "not slow"
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "not slow" --durations=15
+	$(BIN)/python -m pytest -m slow --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
