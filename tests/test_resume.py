@@ -40,12 +40,34 @@ def xyz(tmp_path):
 
 def _fake_progress(work: Path, epochs: int) -> None:
     """What a killed mace leaves: checkpoints and a log reaching ``epochs``."""
+    import torch
+
     (work / "checkpoints").mkdir()
-    (work / "checkpoints" / "run_run-0_epoch-2.pt").write_bytes(b"x")
+    torch.save({"model": {}, "optimizer": {}, "lr_scheduler": {}}, work / "checkpoints" / "run_run-0_epoch-2.pt")
     (work / "results").mkdir()
     lines = [{"mode": "opt", "epoch": e, "loss": 1.0} for e in range(epochs)]
     lines += [{"mode": "eval", "epoch": e, "head": "Default", "loss": 1.0} for e in range(epochs)]
     (work / "results" / "run_run-0_train.txt").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_a_truncated_checkpoint_is_removed_not_resumed(tmp_path, xyz):
+    """A kill during mace's checkpoint write leaves a truncated file, whose load mace's
+    --restart_latest would swallow (and then start again from epoch 0, logging every epoch
+    twice): the latest readable checkpoint is resumed instead, or the run starts afresh."""
+    work = tmp_path / "mace"
+    spec = _spec(xyz)
+    train.prepare(spec, None, work, resume=True)
+    _fake_progress(work, epochs=6)
+    good = work / "checkpoints" / "run_run-0_epoch-2.pt"
+    cut = work / "checkpoints" / "run_run-0_epoch-4.pt"
+    cut.write_bytes(good.read_bytes()[:40])  # the first bytes of a zip archive, then the kill
+    cmd = train.prepare(spec, None, work, resume=True)
+    assert cmd[-1] == "--restart_latest" and not cut.exists() and good.exists()
+    log = [json.loads(line) for line in (work / "results" / "run_run-0_train.txt").read_text().splitlines()]
+    assert sorted({e["epoch"] for e in log}) == [0, 1]  # from the readable epoch-2 checkpoint
+    good.write_bytes(b"")  # the only checkpoint unreadable: a fresh start, nothing kept
+    cmd = train.prepare(spec, None, work, resume=True)
+    assert "--restart_latest" not in cmd and not (work / "results").exists() and not good.exists()
 
 
 def test_resume_only_the_same_run(tmp_path, xyz):
@@ -88,17 +110,24 @@ def test_a_killed_fine_tune_resumes_and_completes(tmp_path, tiny_data):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     checkpoints = out / "mace" / "checkpoints"
     deadline = time.time() + 300
+    def latest():
+        saved = sorted(checkpoints.glob("*_epoch-*.pt"), key=lambda p: int(p.stem.split("epoch-")[1].split("_")[0]))
+        return saved[-1] if saved else None
+
     while time.time() < deadline and proc.poll() is None:
-        epochs_saved = [int(p.stem.split("epoch-")[1]) for p in checkpoints.glob("*_epoch-*.pt")]
-        if epochs_saved and max(epochs_saved) >= 3:
+        last = latest()
+        # a file that has just appeared may still be being written: wait until it reads
+        if last is not None and int(last.stem.split("epoch-")[1].split("_")[0]) >= 3 and train._readable_checkpoint(last):
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished (or failed) before it could be killed"
     proc.kill()
     proc.wait()
     assert not (out / "model.model").exists()
+    last = latest()  # mace may have begun the next checkpoint (deleting this one) before the kill
+    resumable = last is not None and train._readable_checkpoint(last)
     subprocess.run(cmd, check=True, timeout=600, env=env, capture_output=True)
-    assert "--restart_latest" in (out / "log").read_text()
+    assert ("--restart_latest" in (out / "log").read_text()) == resumable
     curves = pd.read_csv(out / "loss.csv")
     valid = curves[(curves.split == "valid") & (curves["head"] == "Default")]
     assert list(valid.epoch) == list(range(epochs))

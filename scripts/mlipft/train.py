@@ -250,14 +250,38 @@ FINGERPRINT = "run_spec.json"
 _CHECKPOINT_EPOCH = re.compile(r"_epoch-(\d+)(?:_swa)?\.pt$")
 
 
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether ``torch.load`` reads the checkpoint (a job killed while mace was writing it leaves
+    a truncated file)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 -- any failure to read is an unusable checkpoint
+        log.warning("checkpoint %s cannot be read (%s: %s), a write cut short by the kill: removed", path,
+                    type(err).__name__, err)
+        return False
+    return True
+
+
 def resumable_epoch(work: Path, fingerprint: str) -> int | None:
-    """The epoch of the latest mace checkpoint in ``work`` when the run there is the same run
-    (its fingerprint file equals ``fingerprint``: spec and E0s), else None."""
+    """The epoch of the latest readable mace checkpoint in ``work`` when the run there is the same
+    run (its fingerprint file equals ``fingerprint``: spec and E0s), else None.
+
+    An unreadable checkpoint is removed: mace's ``--restart_latest`` would swallow its load error
+    and silently start again from epoch 0, appending a second copy of every epoch to the log
+    (mace deletes the previous checkpoint before writing the next, so a kill during the write
+    often leaves no other one: then the run starts afresh, cleanly)."""
     stored = work / FINGERPRINT
     if not stored.is_file() or stored.read_text() != fingerprint:
         return None
-    epochs = [int(m.group(1)) for p in (work / "checkpoints").glob("*.pt") if (m := _CHECKPOINT_EPOCH.search(p.name))]
-    return max(epochs) if epochs else None
+    found = sorted(((int(m.group(1)), p) for p in (work / "checkpoints").glob("*.pt")
+                    if (m := _CHECKPOINT_EPOCH.search(p.name))), reverse=True)
+    for epoch, path in found:
+        if _readable_checkpoint(path):
+            return epoch
+        path.unlink()
+    return None
 
 
 def truncate_log(results_dir: Path, epoch: int) -> int:
