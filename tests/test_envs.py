@@ -14,7 +14,7 @@ ENV_FILES = {
 #: The cuEquivariance requirement files and the CUDA major version of the torch each one is for.
 CUDA_FILES = {"requirements-cuda.txt": "12", "requirements-cuda13.txt": "13"}
 #: Tools of the pip set-up that a rule's conda environment does not need.
-NOT_IN_CONDA = {"snakemake", "snakemake-executor-plugin-slurm", "pytest"}
+NOT_IN_CONDA = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist", "execnet"}
 
 
 def _pins(lines):
