@@ -179,6 +179,14 @@ def main() -> None:
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="leave glibc's malloc thresholds alone (mlipft.allocator; to measure that lever)")
     args = parser.parse_args()
+    for item in args.set:
+        if item.partition("=")[0].lstrip("-") == "num_samples_pt":
+            # measured: SN2 and NaCl replay, 3 epochs, 13.4 s and ~20 s with 100 or 25 (no change)
+            parser.error("--set num_samples_pt measures nothing: mace 0.3.16 reads it only when it downloads "
+                         "its own Materials Project replay data (mace/cli/run_train.py, tools/multihead_tools.py); "
+                         "the replay set the job passes already holds scales.<scale>.finetune.num_samples_pt "
+                         "structures (rule select_replay): change that in a --configfile overlay and rebuild the "
+                         "replay set to measure a smaller replay sample")
     config = cfg.load_world(args.configfile)
     config["scale"] = args.scale
     common = ["--config", f"scale={args.scale}"]

@@ -2,7 +2,9 @@
 
 Modes (the paper's replay-set constructions, Fig. 15): ``element_matched`` keeps structures
 whose elements all occur in the target benchmark, ``random`` draws from the whole corpus,
-``full`` keeps everything. ``n`` caps the size (mace then draws ``--num_samples_pt`` of them).
+``full`` keeps everything. ``n`` caps the size: this is the replay sample's size, since
+mace-torch 0.3.16 applies its ``--num_samples_pt`` only to the replay data it downloads itself
+(mp, omat, ...), never to an explicit ``--pt_train_file`` such as this set.
 
 The chosen structures are validated before the set is written (:func:`validate`: the rules of
 :mod:`mlipft.validate_data` for a file of role ``replay``), so that a NaN energy or a missing
