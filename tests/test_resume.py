@@ -111,13 +111,12 @@ def test_a_killed_fine_tune_resumes_and_completes(tmp_path, tiny_data):
     checkpoints = out / "mace" / "checkpoints"
     deadline = time.time() + 300
     def latest():
-        saved = sorted(checkpoints.glob("*_epoch-*.pt"), key=lambda p: int(p.stem.split("epoch-")[1].split("_")[0]))
-        return saved[-1] if saved else None
+        return max(checkpoints.glob("*_epoch-*.pt"), key=train.checkpoint_epoch, default=None)
 
     while time.time() < deadline and proc.poll() is None:
         last = latest()
         # a file that has just appeared may still be being written: wait until it reads
-        if last is not None and int(last.stem.split("epoch-")[1].split("_")[0]) >= 3 and train._readable_checkpoint(last):
+        if last is not None and train.checkpoint_epoch(last) >= 3 and train.checkpoint_error(last) is None:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished (or failed) before it could be killed"
@@ -125,7 +124,7 @@ def test_a_killed_fine_tune_resumes_and_completes(tmp_path, tiny_data):
     proc.wait()
     assert not (out / "model.model").exists()
     last = latest()  # mace may have begun the next checkpoint (deleting this one) before the kill
-    resumable = last is not None and train._readable_checkpoint(last)
+    resumable = last is not None and train.checkpoint_error(last) is None
     subprocess.run(cmd, check=True, timeout=600, env=env, capture_output=True)
     assert ("--restart_latest" in (out / "log").read_text()) == resumable
     curves = pd.read_csv(out / "loss.csv")

@@ -250,18 +250,22 @@ FINGERPRINT = "run_spec.json"
 _CHECKPOINT_EPOCH = re.compile(r"_epoch-(\d+)(?:_swa)?\.pt$")
 
 
-def _readable_checkpoint(path: Path) -> bool:
-    """Whether ``torch.load`` reads the checkpoint (a job killed while mace was writing it leaves
-    a truncated file)."""
+def checkpoint_error(path: Path) -> str | None:
+    """Why ``torch.load`` cannot read the checkpoint (a job killed while mace was writing it
+    leaves a truncated file), or None when it reads."""
     import torch
 
     try:
         torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 -- any failure to read is an unusable checkpoint
-        log.warning("checkpoint %s cannot be read (%s: %s), a write cut short by the kill: removed", path,
-                    type(err).__name__, err)
-        return False
-    return True
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch in a mace checkpoint's file name (``..._epoch-<n>[_swa].pt``), else None."""
+    m = _CHECKPOINT_EPOCH.search(Path(path).name)
+    return int(m.group(1)) if m else None
 
 
 def resumable_epoch(work: Path, fingerprint: str) -> int | None:
@@ -275,11 +279,13 @@ def resumable_epoch(work: Path, fingerprint: str) -> int | None:
     stored = work / FINGERPRINT
     if not stored.is_file() or stored.read_text() != fingerprint:
         return None
-    found = sorted(((int(m.group(1)), p) for p in (work / "checkpoints").glob("*.pt")
-                    if (m := _CHECKPOINT_EPOCH.search(p.name))), reverse=True)
+    found = sorted(((epoch, p) for p in (work / "checkpoints").glob("*.pt")
+                    if (epoch := checkpoint_epoch(p)) is not None), reverse=True)
     for epoch, path in found:
-        if _readable_checkpoint(path):
+        error = checkpoint_error(path)
+        if error is None:
             return epoch
+        log.warning("checkpoint %s cannot be read (%s), a write cut short by the kill: removed", path, error)
         path.unlink()
     return None
 
