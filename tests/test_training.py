@@ -176,3 +176,30 @@ def test_pretraining_with_stage_two_keeps_the_stage_two_model(config, tiny_data,
     assert (work / "x.model").exists() and filecmp.cmp(model, work / "x_stagetwo.model", shallow=False)
     assert not filecmp.cmp(work / "x.model", work / "x_stagetwo.model", shallow=False)
 
+
+
+@pytest.mark.parametrize("mode", ["cli", "library"])
+def test_patience_stops_a_serial_run(config, tiny_data, tiny_foundation, e0_file, tmp_path, mode):
+    """mace-torch 0.3.16 ignores --patience off a cluster (ACEsuit/mace#1384); with
+    mlipft.mace_fixes a run stops when mace says so, in process (the rules' CLI) and as a child
+    process (the library call). A learning rate of 1 with an EMA of 0.5 throws the weights about
+    so that the validation loss soon stops setting records: mace logs "Stopping optimization"
+    once and no epoch follows."""
+    strategy = {**config["strategies"]["naive"]}
+    strategy["mace_args"] = {**strategy["mace_args"], "lr": 1.0, "ema_decay": 0.5, "clip_grad": 100.0}
+    spec = dict(strategy_name="naive", strategy=strategy, e0_mode="estimated", name="naive", seed=0,
+                train_file=tiny_data["train"], valid_file=tiny_data["valid"], max_num_epochs=25, batch_size=5,
+                device="cpu", default_dtype="float64", foundation_model=tiny_foundation,
+                common={**config["training"]["common"], "patience": 2})
+    paths = {"model": str(tmp_path / "model.model"), "loss_curves": str(tmp_path / "loss_curves.csv")}
+    if mode == "cli":
+        _cli(spec, e0_file, paths, tmp_path / "log", check=True)
+    else:
+        train.run(spec, e0_file, paths, log_file=str(tmp_path / "log"))
+    curves = pd.read_csv(paths["loss_curves"])
+    last = max(curves[curves.split == "valid"]["epoch"])
+    text = (tmp_path / "log").read_text()
+    assert Path(paths["model"]).exists()
+    assert text.count("Stopping optimization after 2 epochs without improvement") == 1, text[-3000:]
+    assert last < 24  # without the fix every epoch up to max_num_epochs runs, logging the stop each time
+    assert f"Epoch {last + 1}:" not in text

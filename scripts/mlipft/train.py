@@ -20,7 +20,9 @@ The command line (``python -m mlipft.train``, what the workflow's rules run) cal
 training and the artifact collection, so the job costs what a bare ``mace_run_train`` costs plus
 the collection (well under a second). The bare-equivalent command is still written to the log
 (``$ mace_run_train ...``). Called as a library (``run(..., in_process=False)``, the default),
-mace runs in a child process and leaves the caller's torch and logging state alone.
+mace runs in a child process and leaves the caller's torch and logging state alone. Either way
+mace runs with :mod:`mlipft.mace_fixes` (0.3.16 bugs that change results, e.g. ``--patience``
+ignored off a cluster); the bare command in the log is mace's own, without them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import allocator
+from . import allocator, mace_fixes
 from .e0s import e0s_for_mode
 from .io import atomic_path, path_list, read_json, write_json, xyz_frame_sizes
 from .registry import RunSpec, build_args, strategy_from_config
@@ -220,6 +222,8 @@ def run_mace_in_process(args: list[str], log_handle, cwd: Path) -> int:
     try:
         from mace.cli.run_train import main as mace_main
 
+        for fix in mace_fixes.apply():  # mace-torch 0.3.16 bugs that change results (mlipft.mace_fixes)
+            log.info("mace fix applied: %s", fix)
         mace_main()
         code = 0
     except SystemExit as exc:  # argparse errors and explicit exits, as the bare command would
@@ -382,7 +386,11 @@ def run(spec: dict, e0_file: str | None, out: dict[str, str], threads: int = 1, 
         if in_process:
             returncode = run_mace_in_process(cmd[1:], handle, work)
         else:
-            returncode = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=work).returncode
+            # mace_run_train with mlipft.mace_fixes, as in process
+            scripts = str(Path(__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [scripts, env.get("PYTHONPATH")]))
+            child = [sys.executable, "-m", "mlipft.mace_fixes", *cmd[1:]]
+            returncode = subprocess.run(child, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=work).returncode
     seconds = time.perf_counter() - start
     if returncode != 0:
         raise RuntimeError(f"mace_run_train failed (exit {returncode}) for {spec['name']}; see {log_file}")
