@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlipft.convergence import assess, assess_file, assess_run, main, reweightings, window_size
+from mlipft.convergence import (assess, assess_file, assess_run, converged_at, main, patience_stop, reweightings,
+                                window_size)
 from mlipft.paths import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,3 +163,27 @@ def test_committed_foundation_curves():
         assert r["converged"] in (True, False) and r["status"] in ("improving", "plateau", "worsening")
         assert math.isfinite(r["improvement"]) and r["window_epochs"] >= 2
         assert r["last_epoch"] == r["window_start_epoch"] + r["window_epochs"] - 1
+
+
+def test_converged_at_is_the_first_budget_the_criterion_accepts():
+    """A flattening exponential (0.1 + exp(-t/10)): its last fifth improves on the best before
+    it by less than 2 % only from some budget m on; converged_at finds the first such m, and
+    assess agrees on every shorter prefix."""
+    loss = 0.1 + np.exp(-np.arange(120) / 10.0)
+    table = curves(("Default", loss))
+    found = converged_at(table)
+    m = found["epochs"]
+    assert found["assessed"] == 120 and m is not None and 20 < m < 120
+    assert found["result"]["converged"] is True and found["result"]["last_epoch"] == m - 1
+    assert assess(curves(("Default", loss[:m])))["converged"] is True
+    assert all(not assess(curves(("Default", loss[:j])))["converged"] for j in range(5, m))
+    # still falling linearly: no budget within the run
+    still = converged_at(curves(("Default", 1.0 - 0.015 * np.arange(60))))
+    assert still["epochs"] is None and still["result"]["status"] == "improving"
+
+
+def test_patience_stop_counts_validations_without_a_new_lowest_loss():
+    values = np.array([5.0, 4.0, 4.5, 4.6, 3.0, 3.1, 3.2, 3.3, 2.0])
+    assert patience_stop(curves(("Default", values)), patience=3) == 8  # 3.0 at epoch 4, then 3 worse
+    assert patience_stop(curves(("Default", values)), patience=4) is None
+    assert patience_stop(curves(("Default", values)), patience=2) == 4  # 4.5 and 4.6 after 4.0

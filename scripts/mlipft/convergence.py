@@ -186,6 +186,45 @@ def assess(curves: pd.DataFrame, head: str = "Default", window: float = 0.2, tol
     return result
 
 
+def converged_at(curves: pd.DataFrame, head: str = "Default", **kwargs) -> dict[str, Any]:
+    """The fewest epochs after which ``head``'s curve meets the criterion: :func:`assess` of
+    every prefix of the curve (epochs ``0 .. m``), the first ``m`` whose verdict is converged.
+
+    A fine-tune's first epochs do not depend on its epoch budget (mace's plateau scheduler and
+    the EMA look back, not ahead; no Stage Two in a fine-tune), so the prefix of a long run is
+    what a run with that budget would have logged: one long run tells the budget each strategy
+    needs. Returns ``{"epochs": m + 1 or None, "assessed": n, "result": assess(prefix)}``
+    (``None``: not converged within the run's ``n`` epochs; ``result`` is then the whole
+    curve's)."""
+    curve = valid_curve(curves, head, kwargs.get("metric", "loss"))
+    epochs = curve["epoch"].to_numpy()
+    rows = curves[(curves["split"] != "valid") | (curves["head"] != head)]
+    valid = curves[(curves["split"] == "valid") & (curves["head"] == head)]
+    result = None
+    for i in range(len(epochs)):
+        prefix = pd.concat([rows, valid[valid["epoch"] <= epochs[i]]])
+        result = assess(prefix, head=head, **kwargs)
+        if result["converged"]:
+            return {"epochs": i + 1, "assessed": len(epochs), "result": result}
+    return {"epochs": None, "assessed": len(epochs), "result": result}
+
+
+def patience_stop(curves: pd.DataFrame, patience: int, head: str = "Default", metric: str = "loss") -> int | None:
+    """Epochs mace's ``--patience`` would have run (``mlipft.mace_fixes``): it stops after
+    ``patience`` validations in a row without a new lowest loss. ``None``: it would not have
+    stopped within the curve."""
+    values = valid_curve(curves, head, metric)[metric].to_numpy(dtype=float)
+    lowest, since = math.inf, 0
+    for i, value in enumerate(values):
+        if value >= lowest:
+            since += 1
+            if since >= patience:
+                return i + 1
+        else:
+            lowest, since = value, 0
+    return None
+
+
 def read_curves(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
