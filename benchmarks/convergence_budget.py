@@ -8,10 +8,12 @@ For each finished run (its ``loss_curves.csv``; its wall time from the ``finetun
 ``benchmark:`` file) this prints:
 
 - ``epochs``: the epochs it ran, and ``s/epoch``: its wall time over them (start-up included);
-- ``converged at``: the fewest epochs after which the target head's validation loss meets the
-  criterion (:mod:`mlipft.convergence`: the last fifth of the epochs improves on the best before
-  it by less than 2 %; at least ``--min-epochs``), ``-`` when it never does within the run, and
-  the wall time such a budget costs (epochs x s/epoch);
+- ``converged_at``: the fewest epochs from which the target head's validation loss meets the
+  criterion for good (:mod:`mlipft.convergence`: the last fifth of the epochs improves on the best
+  before it by less than 2 %; this budget and every longer one within the run; at least
+  ``--min-epochs``), empty when no budget within the run does, and the wall time such a budget
+  costs (epochs x s/epoch); ``first_converged``: the first budget with a converged verdict (a
+  slow start can give one that a longer budget takes back);
 - ``patience P``: where mace's ``--patience P`` (working in serial runs with
   :mod:`mlipft.mace_fixes`) would have stopped it;
 - the validation energy and force RMSE (meV/atom, meV/A) at ``--budget`` epochs (the scale's
@@ -68,7 +70,8 @@ def study(paths: list[Path], budget: int, min_epochs: int, patience: int) -> pd.
         e_end, f_end = at_epochs(curve, None)
         rows.append({
             "strategy": run.strategy, "variant": run.variant, "seed": run.seed, "epochs": n,
-            "s_per_epoch": wall / n, "converged_at": m, "cost_to_converge_s": (wall / n * m) if m else float("nan"),
+            "s_per_epoch": wall / n, "first_converged": found["first"], "converged_at": m,
+            "cost_to_converge_s": (wall / n * m) if m else float("nan"),
             f"patience_{patience}_stops_at": patience_stop(curves, patience),
             f"E_at_{budget}": e_budget, f"F_at_{budget}": f_budget, "E_at_converged": e_conv,
             "F_at_converged": f_conv, "E_end": e_end, "F_end": f_end,

@@ -177,9 +177,20 @@ def test_converged_at_is_the_first_budget_the_criterion_accepts():
     assert found["result"]["converged"] is True and found["result"]["last_epoch"] == m - 1
     assert assess(curves(("Default", loss[:m])))["converged"] is True
     assert all(not assess(curves(("Default", loss[:j])))["converged"] for j in range(5, m))
+    assert found["first"] == m  # converged from its first converged verdict on
     # still falling linearly: no budget within the run
     still = converged_at(curves(("Default", 1.0 - 0.015 * np.arange(60))))
-    assert still["epochs"] is None and still["result"]["status"] == "improving"
+    assert still["epochs"] is None and still["first"] is None and still["result"]["status"] == "improving"
+
+
+def test_a_slow_start_is_not_a_budget():
+    """0.5 % per epoch for ten epochs, then a fall of 40 % over a hundred: the 2-epoch window of
+    the tenth epoch says converged, no longer prefix does; the budget is 'none within the run'."""
+    slow = 1.0 - 0.005 * np.arange(10)
+    fall = slow[-1] * (1.0 - 0.4 * (1 - np.exp(-np.arange(1, 101) / 30.0)))
+    found = converged_at(curves(("Default", np.concatenate([slow, fall]))), min_epochs=5)
+    assert found["first"] is not None and found["first"] <= 10
+    assert found["epochs"] is None and found["result"]["converged"] is False
 
 
 def test_patience_stop_counts_validations_without_a_new_lowest_loss():

@@ -187,26 +187,35 @@ def assess(curves: pd.DataFrame, head: str = "Default", window: float = 0.2, tol
 
 
 def converged_at(curves: pd.DataFrame, head: str = "Default", **kwargs) -> dict[str, Any]:
-    """The fewest epochs after which ``head``'s curve meets the criterion: :func:`assess` of
-    every prefix of the curve (epochs ``0 .. m``), the first ``m`` whose verdict is converged.
+    """The fewest epochs from which ``head``'s curve meets the criterion for good: :func:`assess`
+    of every prefix of the curve (epochs ``0 .. m``); the budget is the first ``m + 1`` whose
+    verdict, and the verdict of every longer prefix within the run, is converged.
 
-    A fine-tune's first epochs do not depend on its epoch budget (mace's plateau scheduler and
-    the EMA look back, not ahead; no Stage Two in a fine-tune), so the prefix of a long run is
-    what a run with that budget would have logged: one long run tells the budget each strategy
-    needs. Returns ``{"epochs": m + 1 or None, "assessed": n, "result": assess(prefix)}``
-    (``None``: not converged within the run's ``n`` epochs; ``result`` is then the whole
-    curve's)."""
+    "For good", because a slow start fools a fractional window: a curve that falls by 0.5 % per
+    epoch for its first ten epochs and by 40 % over the next hundred meets the criterion at ten
+    epochs (a 2-epoch window) and at no budget after. A fine-tune's first epochs do not depend on
+    its epoch budget (mace's plateau scheduler and the EMA look back, not ahead; no Stage Two in a
+    fine-tune), so the prefix of a long run is what a run with that budget would have logged: one
+    long run tells the budget each strategy needs. Returns ``{"epochs": m + 1 or None,
+    "first": the first budget with a converged verdict (or None), "assessed": n, "result":
+    assess(prefix)}`` (``epochs`` None: not converged for good within the run's ``n`` epochs;
+    ``result`` is then the whole curve's)."""
     curve = valid_curve(curves, head, kwargs.get("metric", "loss"))
     epochs = curve["epoch"].to_numpy()
     rows = curves[(curves["split"] != "valid") | (curves["head"] != head)]
     valid = curves[(curves["split"] == "valid") & (curves["head"] == head)]
-    result = None
+    verdicts = []
     for i in range(len(epochs)):
         prefix = pd.concat([rows, valid[valid["epoch"] <= epochs[i]]])
-        result = assess(prefix, head=head, **kwargs)
-        if result["converged"]:
-            return {"epochs": i + 1, "assessed": len(epochs), "result": result}
-    return {"epochs": None, "assessed": len(epochs), "result": result}
+        verdicts.append(assess(prefix, head=head, **kwargs))
+    first = next((i + 1 for i, r in enumerate(verdicts) if r["converged"]), None)
+    stays = None
+    for i in range(len(verdicts) - 1, -1, -1):
+        if not verdicts[i]["converged"]:
+            break
+        stays = i + 1
+    result = verdicts[stays - 1] if stays else verdicts[-1]
+    return {"epochs": stays, "first": first, "assessed": len(epochs), "result": result}
 
 
 def patience_stop(curves: pd.DataFrame, patience: int, head: str = "Default", metric: str = "loss") -> int | None:
