@@ -22,7 +22,15 @@ lowest in GFN1-xTB energy among the 64 (-3078.62 eV against -3074.79 eV and abov
 Configurations: frames of short Langevin MD driven by GFN1-xTB in the 13-atom primitive cell
 (cheap: ~0.5 s per step) at ``temperatures``, tiled to the conventional cell and decorrelated by
 a small random displacement of every atom (``decorrelate_sigma``); thermal rattles and cell
-strains of the conventional cell. Each is labelled at the benchmark level (see LEVEL). Held-out
+strains of the conventional cell. Each is labelled at the benchmark level (see LEVEL).
+
+Why not the 13-atom cell for the main sets, at a quarter of every training step's cost (issue
+16's lever)? tblite labels at the Gamma point only, and the primitive cell (6.96 A vectors)
+samples the Brillouin zone far worse than the conventional one: four primitive test frames
+labelled as they are and tiled to the conventional cell differ by 246-278 meV/atom in energy and
+by 124-226 meV/A RMS in forces (force RMS 405-659 meV/A; measured with this module and
+``mlipft.xtb``). Labels of the primitive cell are a different level of theory, and the held-out
+sets, which need the conventional cell, would measure that mismatch instead of transfer. Held-out
 sets: "other argyrodites" -- Cl-rich Li5.5PS4.5Cl1.5 = Li22P4S18Cl6 (two free-S2- 4c sites
 replaced by Cl and one Li removed from each of their cages, a = 9.80 A) and Li5.75PS4.75Cl1.25
 = Li23P4S19Cl5 (one site, a = 9.825 A); Li6PS5Br (a = 9.98 A) is built but left out by default
