@@ -32,18 +32,19 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mlipft.convergence import converged_at, patience_stop, read_curves, valid_curve  # noqa: E402
-from mlipft.paths import parse_run  # noqa: E402
+from mlipft.paths import Paths, parse_run  # noqa: E402
+from utilisation import read_benchmark  # noqa: E402
 
 
 def benchmark_file(loss_curves: Path) -> Path:
-    """The finetune job's benchmark TSV: ``<results>/benchmarks/finetune/runs/.../seedN.tsv``."""
-    run_dir = loss_curves.parent
-    parts = run_dir.parts
-    i = parts.index("runs")
-    results = Path(*parts[:i])
-    return results / "benchmarks" / "finetune" / Path(*parts[i:-1]) / f"{parts[-1]}.tsv"
+    """The finetune job's benchmark TSV (:class:`mlipft.paths.Paths`, under the results root
+    that holds the run)."""
+    parts = loss_curves.parts
+    results = Path(*parts[:parts.index("runs")])
+    return Path(Paths(results).pattern("benchmark:finetune", **parse_run(loss_curves).keys()))
 
 
 def at_epochs(curve: pd.DataFrame, m: int | None) -> tuple[float, float]:
@@ -62,7 +63,7 @@ def study(paths: list[Path], budget: int, min_epochs: int, patience: int) -> pd.
         curve = valid_curve(curves, "Default", "loss")
         n = len(curve)
         tsv = benchmark_file(path)
-        wall = float(pd.read_csv(tsv, sep="\t")["s"].sum()) if tsv.exists() else float("nan")
+        wall = read_benchmark(tsv)[0] if tsv.exists() else float("nan")
         found = converged_at(curves, min_epochs=min_epochs)
         m = found["epochs"]
         e_budget, f_budget = at_epochs(curve, budget)

@@ -200,14 +200,9 @@ def converged_at(curves: pd.DataFrame, head: str = "Default", **kwargs) -> dict[
     "first": the first budget with a converged verdict (or None), "assessed": n, "result":
     assess(prefix)}`` (``epochs`` None: not converged for good within the run's ``n`` epochs;
     ``result`` is then the whole curve's)."""
-    curve = valid_curve(curves, head, kwargs.get("metric", "loss"))
-    epochs = curve["epoch"].to_numpy()
-    rows = curves[(curves["split"] != "valid") | (curves["head"] != head)]
-    valid = curves[(curves["split"] == "valid") & (curves["head"] == head)]
-    verdicts = []
-    for i in range(len(epochs)):
-        prefix = pd.concat([rows, valid[valid["epoch"] <= epochs[i]]])
-        verdicts.append(assess(prefix, head=head, **kwargs))
+    epochs = valid_curve(curves, head, kwargs.get("metric", "loss"))["epoch"].to_numpy()
+    valid = curves[(curves["split"] == "valid") & (curves["head"] == head)]  # all assess reads
+    verdicts = [assess(valid[valid["epoch"] <= epoch], head=head, **kwargs) for epoch in epochs]
     first = next((i + 1 for i, r in enumerate(verdicts) if r["converged"]), None)
     stays = None
     for i in range(len(verdicts) - 1, -1, -1):
