@@ -167,11 +167,13 @@ def test_every_strategy_fine_tunes_on_a_molecular_and_a_periodic_benchmark(smoke
     """The smoke run keeps every figure kind but not every grid point (issue 16): every strategy
     of the registry fine-tunes on SN2 and on at least one periodic benchmark; every benchmark's
     test-error figure has a single-head and a multihead strategy; every test-error run trained."""
+    from mlipft.paths import parse_run
+
     assert PERIODIC < set(config["benchmarks"])
-    trained = {}  # runs/{benchmark}/{trainset}/f{fraction}/{foundation}/{strategy}/e0-*/v-*/seed*/model.model
-    for model in (smoke_run / "runs").glob("*/*/*/*/*/*/*/*/model.model"):
-        bench, strategy = model.relative_to(smoke_run / "runs").parts[0], model.relative_to(smoke_run / "runs").parts[4]
-        trained.setdefault(strategy, set()).add(bench)
+    trained = {}
+    for model in (smoke_run / "runs").glob("*/*/*/*/*/*/*/*/model.model"):  # a run directory's model
+        run = parse_run(model)
+        trained.setdefault(run.strategy, set()).add(run.benchmark)
     assert set(trained) == set(config["strategies"])
     for strategy, benches in trained.items():
         assert "sn2" in benches and benches & PERIODIC, (strategy, benches)
