@@ -11,7 +11,7 @@ finished:
 - per figure target of the config: its **jobs** = the fine-tunes of its runs (``finetune``),
   their training subsets and E0 fits (``subsample_trainset``, ``fit_e0s``), the replay sets of
   its multihead runs (``select_replay``, ``replay_set``), the analyses whose outputs the figure
-  reads (``evaluate_errors`` on its evalsets, ``run_neb``, ``run_md`` and ``rdf``,
+  reads (``evaluate_errors``, one job per run for every set its figures select, ``run_neb``, ``run_md`` and ``rdf``,
   ``run_stability``, ``run_torsions``, ``run_symmetry``, ``run_repulsion``, ``run_rss``: every per-run file in
   :func:`mlipft.workflow.figure_inputs`, mapped to the rule that writes it by
   :data:`RUN_FILE_RULES`) and its ``collect/<figure>`` and ``plot/<figure>`` jobs. Its
@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from mlipft import config as cfg  # noqa: E402
 from mlipft import workflow as wf  # noqa: E402
-from mlipft.paths import RUN_FILES, Paths, Run  # noqa: E402
+from mlipft.paths import Paths, Run  # noqa: E402
 
 #: The rule writing each per-run file (a name of :data:`mlipft.paths.RUN_FILES`), as the
 #: ``benchmark:<rule>[@<file>]`` pattern of its benchmark file (``Paths.pattern``).
@@ -63,7 +63,6 @@ RUN_FILE_RULES = {
     "loss_curves": ("benchmark:finetune",),
     "trainable": ("benchmark:finetune",),
     "errors": ("benchmark:evaluate_errors@errors",),
-    "predictions": ("benchmark:evaluate_errors@errors",),
     "neb": ("benchmark:run_neb",),
     "torsions": ("benchmark:run_torsions",),
     "md": ("benchmark:run_md",),
@@ -110,7 +109,7 @@ def read_benchmark(path: str | Path) -> tuple[float, float]:
 def collect_benchmarks(results: str | Path) -> pd.DataFrame:
     """Every job of a results tree: one row per ``<results>/benchmarks/<rule>/<key>.tsv`` with
     ``rule``, ``key`` (the path under the rule's folder, without ``.tsv``: a run directory,
-    ``.../errors/<evalset>``, a figure), ``path``, ``s``, ``cpu_time``, ``end`` (the file's
+    ``.../errors``, a figure), ``path``, ``s``, ``cpu_time``, ``end`` (the file's
     mtime, epoch seconds) and ``start`` (= end - s), sorted by start."""
     root = Path(results) / "benchmarks"
     if not root.is_dir():
@@ -152,7 +151,6 @@ def figure_jobs(config: dict, paths: Paths, figure: str) -> list[str]:
     if figure not in config["figures"]:
         raise ReportError(f"no figure {figure!r} in the config (figures: {sorted(config['figures'])})")
     runs = cfg.runs_for_figure(config, figure)
-    evalsets = cfg.evalsets(config, figure)
     producer: dict[str, list[str]] = {}  # a file a job writes -> the benchmark files of its per-run jobs
     jobs: list[str] = []
     for run in runs:
@@ -164,14 +162,12 @@ def figure_jobs(config: dict, paths: Paths, figure: str) -> list[str]:
             jobs += replay_jobs(config, paths, run.benchmark, Path(replay).stem)
         jobs.append(_bench(paths, "benchmark:finetune", run))
         for name, bench in RUN_FILE_RULES.items():
-            keysets = [{"evalset": e} for e in evalsets] if "{evalset}" in RUN_FILES[name] else [{}]
-            for keys in keysets:
-                producer[_norm(paths.run_file(run, name, **keys))] = [_bench(paths, b, run, **keys) for b in bench]
+            producer[_norm(paths.run_file(run, name))] = [_bench(paths, b, run) for b in bench]
         producer[_norm(paths.trainset(run))] = [subsample]
         producer[_norm(paths.e0s(run))] = [e0s]
     run_dirs = tuple(_norm(paths.run_dir(r)) + os.sep for r in runs)
-    for files in wf.figure_inputs(config, paths, figure).values():
-        for file in [files] if isinstance(files, str) else files:
+    for files in wf.input_files(wf.figure_inputs(config, paths, figure)).values():
+        for file in files:
             file = _norm(file)
             if file in producer:
                 jobs += producer[file]

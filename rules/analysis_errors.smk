@@ -1,20 +1,19 @@
-# Analysis: errors of a fine-tuned model on an evaluation set of its benchmark, per structure
-# (mlipft.analysis.errors; predictions by mace's batched mace_eval_configs, in process).
+# Analysis: errors of a fine-tuned model per structure on every evaluation set its figures select,
+# in one job per model (mlipft.analysis.errors; predictions by mace's batched mace_eval_configs in
+# process: importing mace is most of an evaluation's cost, paid once per model, not once per set).
 
 
 rule evaluate_errors:
     message:
-        "Errors of {wildcards.strategy} ({wildcards.variant}) on {wildcards.benchmark}/{wildcards.evalset} ({wildcards.trainset} f{wildcards.fraction}, {wildcards.foundation}, E0s {wildcards.e0s}, seed {wildcards.seed})"
+        "Errors of {wildcards.strategy} ({wildcards.variant}) on its figures' evaluation sets of {wildcards.benchmark} ({wildcards.trainset} f{wildcards.fraction}, {wildcards.foundation}, E0s {wildcards.e0s}, seed {wildcards.seed})"
     input:
+        unpack(run_evalset_inputs),
         model=PATHS.pattern("model"),
-        configs=evalset_file,
-        validated=PATHS.pattern("evalset_validation"),
     output:
-        predictions=temp(PATHS.pattern("predictions")),
         errors=PATHS.pattern("errors"),
     params:
         run=run_keys,
-        head=lambda w: wf.eval_head(config, wf.run_of(w), w.evalset),  # pt_head: the replay head's errors
+        evalsets=run_evalset_args,  # every set a figure selects of the run; the replay head's for pt_head sets
         batch_size=32,
         dtype=config["default_dtype"],
         device=config["device"],
@@ -29,10 +28,9 @@ rule evaluate_errors:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs:q} --model {input.model:q} "
-        "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
-        "--batch-size {params.batch_size} --head {params.head} --run {params.run:q} "
-        "--evalset {wildcards.evalset} --output {output.errors:q} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --model {input.model:q} {params.evalsets} "
+        "--default-dtype {params.dtype:q} --device {params.device:q} --batch-size {params.batch_size} "
+        "--run {params.run:q} --output {output.errors:q} > {log:q} 2>&1"
 
 
 rule evaluate_zeroshot:
@@ -43,7 +41,6 @@ rule evaluate_zeroshot:
         configs=evalset_file,
         validated=PATHS.pattern("evalset_validation"),
     output:
-        predictions=temp(PATHS.pattern("zeroshot").replace(".csv", "_predictions.xyz")),
         errors=PATHS.pattern("zeroshot"),
     params:
         run=lambda w: json.dumps({"benchmark": w.benchmark, "foundation": w.foundation}),
@@ -61,7 +58,6 @@ rule evaluate_zeroshot:
     conda:
         "../envs/mlipft.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --configs {input.configs:q} --model {input.model:q} "
-        "--predictions {output.predictions:q} --default-dtype {params.dtype:q} --device {params.device:q} "
-        "--batch-size {params.batch_size} --run {params.run:q} --evalset {wildcards.evalset} "
-        "--output {output.errors:q} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m mlipft.analysis.errors --model {input.model:q} "
+        "--evalset {wildcards.evalset}={input.configs:q} --default-dtype {params.dtype:q} --device {params.device:q} "
+        "--batch-size {params.batch_size} --run {params.run:q} --output {output.errors:q} > {log:q} 2>&1"

@@ -42,6 +42,10 @@ SC = config["scales"][SCALE]
 RES = PATHS.results
 DATA = PATHS.data
 FIGURES = list(config["figures"])
+# each figure's inputs by role (its kind's `inputs`), once: the figure rules read them, and the
+# evaluation sets every run's errors table must hold are gathered from them
+FIGURE_INPUTS = {f: wf.figure_inputs(config, PATHS, f) for f in FIGURES}
+RUN_EVALSETS = wf.run_evalsets(FIGURE_INPUTS)
 
 
 wildcard_constraints:
@@ -126,6 +130,23 @@ def evalset_validation_inputs(w):
 
 def evalset_file(w):
     return wf.evalset_file(config, PATHS, w.benchmark, w.evalset)
+
+
+def run_evalsets(w):
+    """The evaluation sets of a run's errors table (every set a figure selects of it)."""
+    return wf.evalsets_of_run(RUN_EVALSETS, PATHS, wf.run_of(w))
+
+
+def run_evalset_inputs(w):
+    """Each evaluation set of a run's errors table, and its validation report."""
+    sets = run_evalsets(w)
+    return {"configs": [wf.evalset_file(config, PATHS, w.benchmark, e) for e in sets],
+            "validated": [PATHS.evalset_validation(w.benchmark, e) for e in sets]}
+
+
+def run_evalset_args(w, input):
+    """``--evalset NAME=FILE --head NAME=HEAD`` of each evaluation set of a run's errors table."""
+    return wf.evalset_args(config, wf.run_of(w), run_evalsets(w), list(input.configs))
 
 
 def neb_reactions(w):

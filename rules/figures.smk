@@ -5,7 +5,7 @@
 
 
 for _fig in FIGURES:
-    _inputs = wf.figure_inputs(config, PATHS, _fig)
+    _inputs = FIGURE_INPUTS[_fig]  # role -> files, or selections of a run's errors table (<file>::<evalset>)
     _tables = wf.figure_tables(config, PATHS, _fig)
     _spec = json.dumps(figure_kinds.spec(config, _fig))
 
@@ -15,7 +15,7 @@ for _fig in FIGURES:
         message:
             f"Tables of {_fig}"
         input:
-            **_inputs,
+            **wf.input_files(_inputs),
         output:
             **_tables,
         params:

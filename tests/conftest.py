@@ -25,6 +25,25 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{item.nodeid} uses {sorted(used)} (training) but is not marked slow")
 
 
+def write_errors(selection: str, frame) -> str:
+    """Rows of one evaluation set written into a run's per-structure errors table, as the run's
+    evaluation job writes them (``Paths.errors``' ``<run>/errors.csv::<evalset>``): the table is
+    created or extended, rows of the same set replaced; returns the selection, what figures read."""
+    import pandas as pd
+
+    from mlipft.paths import split_selection
+
+    file, evalset = split_selection(selection)
+    frame = frame.assign(evalset=evalset)
+    path = Path(file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = pd.read_csv(path)
+        frame = pd.concat([old[old.evalset.astype(str) != evalset], frame], ignore_index=True)
+    frame.to_csv(path, index=False)
+    return selection
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

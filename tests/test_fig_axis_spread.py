@@ -14,6 +14,7 @@ from mlipft import config as cfg
 from mlipft import figures
 from mlipft.figures import axis_spread, common
 from mlipft.paths import RUN_KEYS, Paths, Run
+from conftest import write_errors
 
 STRATEGIES = {"naive": "Naive", "lora": "LoRA", "frozen": "Frozen"}
 #: Energy RMSE (meV/atom) of each run: foundation -> strategy -> (seed 0, seed 1). Seed means:
@@ -35,13 +36,11 @@ def _error_file(p: Paths, run: Run, evalset: str, energy: float, force: float) -
     """A per-structure error file (mlipft.analysis.errors' columns) of one structure, whose
     energy and force RMSE are ``energy`` and ``force``; the keys in the file are wrong on purpose
     (the path is the truth)."""
-    path = Path(p.errors(run, evalset))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({**dict.fromkeys(run.keys(), "wrong"), "evalset": evalset, "index": [0], "config_type": "bulk",
-                  "n_atoms": 6, "energy_ref_ev": -357.5, "energy_pred_ev": -357.4, "energy_error": [-energy],
-                  "force_sq_sum": [18 * force**2], "force_abs_sum": [18 * force], "force_max": force,
-                  "n_force_components": [18]}).to_csv(path, index=False)
-    return str(path)
+    return write_errors(p.errors(run, evalset), pd.DataFrame(
+        {**dict.fromkeys(run.keys(), "wrong"), "evalset": evalset, "index": [0], "config_type": "bulk",
+         "n_atoms": 6, "energy_ref_ev": -357.5, "energy_pred_ev": -357.4, "energy_error": [-energy],
+         "force_sq_sum": [18 * force**2], "force_abs_sum": [18 * force], "force_max": force,
+         "n_force_components": [18]}))
 
 
 def _run_files(p: Paths, run: Run):

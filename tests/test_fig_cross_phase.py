@@ -14,6 +14,7 @@ from mlipft import figures
 from mlipft.config import grid
 from mlipft.figures import cross_phase
 from mlipft.paths import Paths, Run
+from conftest import write_errors
 
 PHASES = ("Ih", "II", "VI", "VIII")
 STRATEGIES = {"naive": "Naive"}
@@ -42,12 +43,9 @@ def _run_files(tmp_path, run: Run, evalsets: dict[str, tuple[list, list]], impro
     p = Paths(tmp_path / "results")
     errors = []
     for evalset, (de, sq) in evalsets.items():
-        path = Path(p.errors(run, evalset))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"evalset": evalset, "index": range(len(de)), "n_atoms": 3, "energy_error": de,
-                      "force_sq_sum": sq, "force_abs_sum": np.sqrt(sq),
-                      "n_force_components": 9}).to_csv(path, index=False)
-        errors.append(str(path))
+        errors.append(write_errors(p.errors(run, evalset), pd.DataFrame(
+            {"evalset": evalset, "index": range(len(de)), "n_atoms": 3, "energy_error": de,
+             "force_sq_sum": sq, "force_abs_sum": np.sqrt(sq), "n_force_components": 9})))
     trainable = Path(p.run_file(run, "trainable"))
     trainable.write_text(json.dumps({"trainable": 10, "total": 10, "fraction": 1.0, "heads": ["Default"]}))
     curve = [1.0 - 0.04 * e for e in range(20)] if improving else [1.0 / (1 + e) ** 3 + 0.5 for e in range(20)]

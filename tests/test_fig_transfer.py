@@ -19,6 +19,7 @@ from mlipft.figures import near_transfer, phase_blocks
 from mlipft.io import read_configs, write_atomic
 from mlipft.keys import CONFIG_TYPE_KEY, ENERGY_KEY, ISOLATED_ATOM
 from mlipft.paths import Paths, Run
+from conftest import write_errors
 
 # ---------------------------------------------------------------------------------------
 # derived sets
@@ -103,12 +104,9 @@ def test_derived_sets_are_read_from_results_and_not_validated_as_benchmark_files
 def _errors_file(p: Paths, run: Run, evalset: str, force: float, energy: float, n: int = 2) -> str:
     """Per-structure errors of one run on one set: every force component off by ``force`` meV/Å,
     every energy by ``energy`` meV/atom."""
-    path = Path(p.errors(run, evalset))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"evalset": evalset, "index": range(n), "n_atoms": 3, "energy_error": energy,
-                  "force_sq_sum": 9 * force ** 2, "force_abs_sum": 9 * force,
-                  "n_force_components": 9}).to_csv(path, index=False)
-    return str(path)
+    return write_errors(p.errors(run, evalset), pd.DataFrame(
+        {"evalset": evalset, "index": range(n), "n_atoms": 3, "energy_error": energy,
+         "force_sq_sum": 9 * force ** 2, "force_abs_sum": 9 * force, "n_force_components": 9}))
 
 
 def _run_meta(p: Paths, run: Run) -> tuple[str, str]:

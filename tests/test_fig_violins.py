@@ -13,6 +13,7 @@ import pytest
 from mlipft import figures
 from mlipft.figures import violins
 from mlipft.paths import Paths, Run
+from conftest import write_errors
 
 STRATEGIES = {"naive": "Naive", "lora": "LoRA"}
 
@@ -27,15 +28,12 @@ def _spec(axes=None, evalsets=("test",), entry=None):
 
 def _errors(p: Paths, run: Run, evalset: str, de, sq, ab, nf):
     """A per-structure error file (mlipft.analysis.errors' columns) at the run's real path."""
-    path = Path(p.errors(run, evalset))
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = len(de)
-    pd.DataFrame({**{k: "wrong" for k in run.keys()}, "evalset": evalset, "index": range(n),
-                  "config_type": [("ts", "reactant", "bulk", "slab")[i % 4] for i in range(n)],
-                  "n_atoms": 6, "energy_ref_ev": -357.5, "energy_pred_ev": -357.8, "energy_error": de,
-                  "force_sq_sum": sq, "force_abs_sum": ab, "force_max": 1.0, "n_force_components": nf}
-                 ).to_csv(path, index=False)
-    return str(path)
+    return write_errors(p.errors(run, evalset), pd.DataFrame(
+        {**{k: "wrong" for k in run.keys()}, "evalset": evalset, "index": range(n),
+         "config_type": [("ts", "reactant", "bulk", "slab")[i % 4] for i in range(n)],
+         "n_atoms": 6, "energy_ref_ev": -357.5, "energy_pred_ev": -357.8, "energy_error": de,
+         "force_sq_sum": sq, "force_abs_sum": ab, "force_max": 1.0, "n_force_components": nf}))
 
 
 def _run_files(p: Paths, run: Run, improving: bool):

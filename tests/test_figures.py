@@ -13,7 +13,8 @@ from ase import Atoms
 from mlipft import figures
 from mlipft.figures import common, learning_curve
 from mlipft.io import write_atomic
-from mlipft.paths import Paths, Run
+from mlipft.paths import Paths, Run, split_selection
+from conftest import write_errors
 
 STRATEGIES = {"naive": "Naive", "lora": "LoRA"}
 
@@ -44,12 +45,9 @@ def test_rules_have_no_branch_on_kind(root):
 
 def _structures(tmp_path, run: Run, evalset: str, de, sq):
     p = Paths(tmp_path / "results")
-    path = p.errors(run, evalset)
     frame = pd.DataFrame({"evalset": evalset, "index": range(len(de)), "n_atoms": 3, "energy_error": de,
                           "force_sq_sum": sq, "force_abs_sum": np.sqrt(sq), "n_force_components": 9})
-    (tmp_path / "results" / run.path / "errors").mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
+    return write_errors(p.errors(run, evalset), frame)
 
 
 def test_summary_from_per_structure_errors(tmp_path):
@@ -69,8 +67,9 @@ def test_collect_reads_keys_from_the_path(tmp_path):
     """The run's keys come from its directory (mlipft.paths), whatever the file says."""
     run = Run("lpsc", "train", 0.1, "mpa", "lora", "average", "lr_low", 2)
     path = _structures(tmp_path, run, "other", [1.0], [9.0])
-    frame = pd.read_csv(path).assign(strategy="wrong")
-    frame.to_csv(path, index=False)
+    file, _ = split_selection(path)
+    frame = pd.read_csv(file).assign(strategy="wrong")
+    frame.to_csv(file, index=False)
     table = common.collect_runs([path])
     assert table.strategy.tolist() == ["lora"] and table.fraction.tolist() == ["0.1"]
     assert list(table.columns[:8]) == ["benchmark", "trainset", "fraction", "foundation", "strategy", "e0s",
@@ -182,3 +181,25 @@ def test_convergence_joins_the_trainable_table_and_marks_the_figure(tmp_path):
     marks, note = common.convergence_note(table)
     assert marks == {"lora": " †"} and "not converged" in note
     assert common.convergence(None) is None
+
+
+def test_a_run_errors_table_serves_each_selection_and_names_a_missing_set(tmp_path):
+    """Figures read selections ``<run>/errors.csv::<evalset>`` of one table per run: each gives
+    its set's rows only; a set the table lacks (written before a figure asked for it, and not
+    re-run under --rerun-triggers mtime) is an error naming the file, its sets and the fix."""
+    run = Run("sn2", "train", 1, "mpa", "naive", "estimated", "base", 0)
+    test = _structures(tmp_path, run, "test", [1.0, 2.0], [9.0, 9.0])
+    seen = _structures(tmp_path, run, "test_seen", [3.0], [9.0])
+    assert split_selection(test)[0] == split_selection(seen)[0]
+    table = common.collect_runs([seen, test])
+    assert table.evalset.tolist() == ["test_seen", "test", "test"]
+    assert table.energy_error.tolist() == [3.0, 1.0, 2.0]
+    summary = common.error_summary([test])
+    assert set(summary.evalset) == {"test"} and set(summary.n_configs) == {2}
+    with pytest.raises(ValueError, match=r"errors.csv: no rows of evaluation set 'pretraining' \(it holds "
+                                         r"\['test', 'test_seen'\]\).*--forcerun evaluate_errors"):
+        common.collect_runs([Paths(tmp_path / "results").errors(run, "pretraining")])
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"x": [1]}).to_csv(plain, index=False)
+    with pytest.raises(ValueError, match="no evalset column"):
+        common.read_selection(f"{plain}::test")

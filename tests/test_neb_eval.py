@@ -102,9 +102,9 @@ def test_neb_barriers_per_run_and_reaction():
 
 @pytest.mark.slow
 def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_path):
-    """`python -m mlipft.analysis.errors --configs ...` (mace's eval_configs in process, device
-    auto) writes the predictions mace_eval_configs writes and the same table as the two-step
-    pipeline."""
+    """`python -m mlipft.analysis.errors --model ... --evalset NAME=FILE ...` (mace's eval_configs in
+    process, device auto) writes the table of mace_eval_configs' own predictions, one block per
+    set in the order given, and leaves no predictions behind."""
     import json
     import subprocess
     import sys
@@ -117,13 +117,30 @@ def test_evaluate_run_matches_mace_eval_configs(tiny_foundation, tiny_data, tmp_
                     "--batch_size", "32", "--head", "Default"], check=True, capture_output=True)
     errors.main(["--predictions", str(tmp_path / "ref.xyz"), "--run", run, "--evalset", "test",
                  "--output", str(tmp_path / "ref.csv")])
-    errors.main(["--configs", tiny_data["test"], "--model", tiny_foundation,
-                 "--predictions", str(tmp_path / "pred.xyz"), "--default-dtype", "float64", "--device", "auto",
-                 "--batch-size", "32", "--head", "Default", "--run", run, "--evalset", "test",
-                 "--output", str(tmp_path / "errors.csv")])
-    assert (tmp_path / "pred.xyz").read_text() == (tmp_path / "ref.xyz").read_text()
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "errors.csv"), pd.read_csv(tmp_path / "ref.csv"))
-    assert not list(tmp_path.glob(".*.tmp*"))
+    out = tmp_path / "run" / "errors.csv"
+    errors.main(["--model", tiny_foundation, "--evalset", f"test={tiny_data['test']}",
+                 "--evalset", f"again={tiny_data['test']}", "--head", "test=Default", "--default-dtype", "float64",
+                 "--device", "auto", "--batch-size", "32", "--run", run, "--output", str(out)])
+    ref = pd.read_csv(tmp_path / "ref.csv")
+    table = pd.read_csv(out)
+    assert table.evalset.tolist() == ["test"] * len(ref) + ["again"] * len(ref)
+    pd.testing.assert_frame_equal(table[table.evalset == "test"].reset_index(drop=True), ref)
+    pd.testing.assert_frame_equal(table[table.evalset == "again"].drop(columns="evalset").reset_index(drop=True),
+                                  ref.drop(columns="evalset"))
+    assert [p.name for p in out.parent.iterdir()] == ["errors.csv"]  # no predictions, no temporary file
+
+
+def test_evaluation_arguments_are_checked_before_mace_is_imported(tmp_path):
+    with pytest.raises(ValueError, match=r"--head for evaluation sets not evaluated: \['tset'\]"):
+        errors.evaluate("m.model", {"test": "t.xyz"}, {}, tmp_path / "e.csv", heads={"tset": "pt_head"})
+    with pytest.raises(ValueError, match="no evaluation set"):
+        errors.evaluate("m.model", {}, {}, tmp_path / "e.csv")
+    with pytest.raises(SystemExit, match="expected NAME=VALUE"):
+        errors.main(["--model", "m.model", "--evalset", "test", "--run", "{}", "--output", str(tmp_path / "e.csv")])
+    with pytest.raises(SystemExit, match="'test' given twice"):
+        errors.main(["--model", "m.model", "--evalset", "test=a.xyz", "--evalset", "test=b.xyz", "--run", "{}",
+                     "--output", str(tmp_path / "e.csv")])
+    assert not list(tmp_path.iterdir())
 
 
 def test_neb_window_follows_the_reference_not_a_blown_up_model():

@@ -348,17 +348,24 @@ def _dry_run(target: str) -> dict[str, int]:
 
 def test_dry_run_resolves_nacl_test_errors(paper_config):
     """Every strategy on NaCl: the MP2 file, the main foundation and the replay file are downloaded
-    offline-resolvable, one conversion, one benchmark build, one fine-tune per strategy."""
+    offline-resolvable, one conversion, one benchmark build, one fine-tune and one evaluation per
+    strategy. The runs are Fig. 10's too, and a run's evaluation covers every set a figure selects
+    of it (one job per model), so the pretraining set is resolved as well: its corpus's test split
+    (the fourth download)."""
     stats = _dry_run("nacl_test_errors")
     n = len(strategy_names(paper_config, "nacl_test_errors"))
-    assert stats["download"] == 3 and stats["convert_source"] == 1 and stats["build_benchmark_nacl"] == 1
+    assert stats["download"] == 4 and stats["convert_source"] == 1 and stats["build_benchmark_nacl"] == 1
+    assert stats["split_pretraining_corpus"] == 1 and stats["derive_set"] == 1
     assert stats["finetune"] == stats["evaluate_errors"] == n
 
 
 def test_dry_run_resolves_ice_test_errors(paper_config):
     """Every strategy on the four ice phases together: eight ice files (training and validation file
-    per phase), the main foundation and the replay file are downloaded."""
+    per phase), the main foundation and the replay file are downloaded; as for NaCl, the pretraining
+    set of Fig. 10 (the eleventh download), and the per-phase test sets of Fig. 5, which select
+    them of the same runs: seven evaluation sets validated, one evaluation job per run."""
     stats = _dry_run("ice_test_errors")
     n = len(strategy_names(paper_config, "ice_test_errors"))
-    assert stats["download"] == 10 and stats["convert_source"] == 8 and stats["build_benchmark_ice"] == 1
+    assert stats["download"] == 11 and stats["convert_source"] == 8 and stats["build_benchmark_ice"] == 1
+    assert stats["validate_evalset"] == 7
     assert stats["finetune"] == stats["evaluate_errors"] == n

@@ -618,20 +618,23 @@ def test_dry_run_resolves_fig08(paper_config):
     n = len(strategy_names(paper_config, "fig08"))
     assert stats["extract_archive"] == 2 and stats["convert_source"] == 2 and stats["build_benchmark_spice"] == 1
     assert stats["finetune"] == stats["evaluate_errors"] == n
-    # the two tarballs, the main foundation and the replay file of the strategies
-    assert stats["download"] == 4 and "split_pretraining_corpus" not in stats
+    # the two tarballs, the main foundation and the replay file of the strategies, and the test split
+    # of the pretraining corpus: the runs are Fig. 10's too, and one evaluation job per run covers
+    # every set a figure selects of it
+    assert stats["download"] == 5 and stats["split_pretraining_corpus"] == 1
 
 
 def test_dry_run_resolves_lpsc_figures(paper_config):
     stats = _dry_run("lpsc_test_errors")
     n = len(strategy_names(paper_config, "lpsc_test_errors"))
     assert stats["convert_source"] == 3 and stats["build_benchmark_lpsc"] == 1
-    assert stats["finetune"] == stats["evaluate_errors"] == n and stats["download"] == 5
+    assert stats["finetune"] == stats["evaluate_errors"] == n and stats["download"] == 6  # + Fig. 10's set
     # fig15: its random and combined replay sets come from the MPtrj pool, split off its held-out part
     stats = _dry_run("fig15")
-    assert stats["split_pretraining_corpus"] == 1 and stats["replay_set"] == 3 and stats["finetune"] == 3
+    # (and the OMat replay file's test split: Fig. 10's pretraining set, which it selects of the same runs)
+    assert stats["split_pretraining_corpus"] == 2 and stats["replay_set"] == 3 and stats["finetune"] == 3
     assert stats["select_replay"] == 2  # the combined set is the union of the two drawn ones
-    assert stats["evaluate_errors"] == 3 * 3
+    assert stats["evaluate_errors"] == 3  # one job per run: its three evaluation sets at once
     # fig17: every strategy from two foundations, and both foundations before fine-tuning
     stats = _dry_run("fig17")
     assert stats["finetune"] == 2 * n and stats["evaluate_zeroshot"] == 2 * 2 and stats["install_foundation"] == 2
@@ -647,5 +650,7 @@ def test_dry_run_resolves_fig10(paper_config):
     assert multihead == 3  # replay, pseudolabel, replay + LoRA
     assert stats["finetune"] == 5 * n
     assert stats["split_pretraining_corpus"] == 1 and stats["derive_set"] == 5 and stats["evaluate_zeroshot"] == 5
-    assert stats["evaluate_errors"] == 5 * (n + multihead)
-    assert stats["validate_evalset"] == 5 * 2
+    assert stats["evaluate_errors"] == 5 * n  # one job per run, the replay head's set in the same job
+    # the pretraining sets through both heads, and (one evaluation job per run covers every set a
+    # figure selects of it) the sets other figures select of the same runs
+    assert stats["validate_evalset"] == 21

@@ -418,7 +418,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
         "subsample_trainset": len({(r.benchmark, r.trainset, r.fraction, r.seed) for r in runs}),
         "fit_e0s": len({(r.benchmark, r.trainset, r.fraction, r.seed, r.foundation) for r in runs}),
         "finetune": len(runs),
-        "evaluate_errors": len(evaluations),
+        "evaluate_errors": len({r for r, _ in evaluations}),  # one job per run, every set its figures select
         "run_neb": len(nebs),
         "run_md": len(mds),
         "rdf": len(mds),

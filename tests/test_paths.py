@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlipft.paths import Paths, Run, parse_run, parse_trainset
+from mlipft.paths import Paths, Run, parse_run, parse_trainset, split_selection
 
 
 def test_run_path_names_every_axis_and_parses_back():
@@ -17,7 +17,12 @@ def test_run_path_names_every_axis_and_parses_back():
 def test_patterns_and_concrete_paths_agree():
     run = Run("ice", "train", 1, "mpa", "naive", "average", "base", 0)
     p = Paths("res", "data/mini/smoke")
-    assert p.pattern("errors").format(**run.as_dict(), evalset="test_Ih") == p.errors(run, "test_Ih")
+    assert p.pattern("errors").format(**run.as_dict()) == p.run_file(run, "errors")
+    assert p.errors(run, "test_Ih") == p.run_file(run, "errors") + "::test_Ih"
+    assert split_selection(p.errors(run, "test_Ih")) == (p.run_file(run, "errors"), "test_Ih")
+    assert split_selection(p.run_file(run, "errors")) == (p.run_file(run, "errors"), None)
+    with pytest.raises(ValueError, match="no evaluation set"):
+        split_selection(p.run_file(run, "errors") + "::")
     assert p.pattern("trainset").format(**run.as_dict()) == p.trainset(run)
     assert p.pattern("e0s").format(**run.as_dict()) == p.e0s(run)
     assert p.pattern("log:finetune").startswith("res/logs/finetune/runs/{benchmark}/")
@@ -39,6 +44,6 @@ def test_paths_outside_the_layout_are_refused():
 
 def test_log_and_benchmark_names_drop_the_output_suffix():
     p = Paths("res")
-    assert p.pattern("benchmark:evaluate_errors@errors").endswith("/errors/{evalset}.tsv")
+    assert p.pattern("benchmark:evaluate_errors@errors").endswith("/seed{seed}/errors.tsv")
     assert p.pattern("log:validate_data@validation") == "res/logs/validate_data/validation/{benchmark}.log"
     assert p.validation("sn2") == "res/validation/sn2.json"

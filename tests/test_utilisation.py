@@ -98,7 +98,7 @@ def test_collect_benchmarks(util, tree):
     ft = jobs[jobs.rule == "finetune"].set_index("key")
     assert ft.loc[runs()["replay"].path, "end"] == T0 + 200
     errors = jobs[jobs.rule == "evaluate_errors"].key.tolist()
-    assert errors == [f"{runs()['naive'].path}/errors/test"]
+    assert errors == [f"{runs()['naive'].path}/errors"]
 
 
 def test_figure_jobs(util, world, tree):
@@ -166,7 +166,7 @@ def test_report_text_and_markdown(util, world, tree):
                  "utilisation = CPU / (wall x cores)               0.741",
                  "packing = job wall sum / (wall x cores)               0.827", "Longest jobs (top 2)",
                  "sn2_test_errors: 1 of 10 expected jobs have no benchmark file",
-                 f"  benchmarks/evaluate_errors/{runs()['replay'].path}/errors/test.tsv"]:
+                 f"  benchmarks/evaluate_errors/{runs()['replay'].path}/errors.tsv"]:
         assert line in text, line
     longest = text.split("Longest jobs (top 2)")[1].split("Per rule")[0].strip().splitlines()
     assert [line.split()[:2] for line in longest[2:]] == [["finetune", runs()["replay"].path],
@@ -176,7 +176,7 @@ def test_report_text_and_markdown(util, world, tree):
     assert "| figure | kind | found | expected | missing | wall_s | sum_wall_s | sum_cpu_s | concurrency |" in md
     assert "|---|---|---:|---:|---:|---:|---:|---:|---:|" in md
     assert "| fig06c | neb_profiles | 6 | 6 | 0 | 164.0 | 150.0 | 131.0 | 0.915 |" in md
-    assert f"- `benchmarks/evaluate_errors/{runs()['replay'].path}/errors/test.tsv`" in md
+    assert f"- `benchmarks/evaluate_errors/{runs()['replay'].path}/errors.tsv`" in md
 
 
 def test_cli(util, tree, tmp_path, capsys):

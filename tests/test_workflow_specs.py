@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from mlipft import workflow as wf
-from mlipft.paths import Run
+from mlipft.paths import Run, split_selection
 
 
 def test_finetune_spec_applies_the_variant(config):
@@ -56,10 +58,44 @@ def test_figure_inputs_come_from_the_kind(config):
     inputs = wf.figure_inputs(config, p, "sn2_learning_curve")
     assert set(inputs) == {"errors", "trainable", "loss_curves", "trainsets"}
     assert len(inputs["errors"]) == 8 * 3 and len(inputs["trainsets"]) == 3
-    assert all(f.endswith("/errors/test.csv") for f in inputs["errors"])
+    assert all(f.endswith("/errors.csv::test") for f in inputs["errors"])
+    files = wf.input_files(inputs)
+    assert files["errors"] == [f[: -len("::test")] for f in inputs["errors"]] and files["trainsets"] == inputs["trainsets"]
     assert wf.figure_tables(config, p, "fig06c") == {"neb_profiles": "results/mini/tables/fig06c_neb_profiles.csv",
                                                    "neb_barriers": "results/mini/tables/fig06c_neb_barriers.csv"}
     assert wf.role_args({"a": ["x y", "z"]}) == "'a=x y' a=z"
+
+
+def test_a_run_is_evaluated_once_on_every_set_its_figures_select(config):
+    """One evaluation job per run: the sets of its errors table are the union over figures."""
+    p = wf.paths(config)
+    run = Run("sn2", "train", 1, "omat_medium", "naive", "estimated", "base", 0)
+    file = p.run_file(run, "errors")
+    index = wf.run_evalsets({"a": {"errors": [p.errors(run, "test"), p.errors(run, "test_seen")]},
+                             "b": {"errors": [p.errors(run, "test")], "neb": [p.run_file(run, "neb")]},
+                             "c": {"errors": p.errors(run, "pretraining")}})
+    assert index == {file: ["pretraining", "test", "test_seen"]}
+    assert wf.evalsets_of_run(index, p, run) == ["pretraining", "test", "test_seen"]
+    with pytest.raises(ValueError, match="no configured figure reads errors of this run"):
+        wf.evalsets_of_run(index, p, Run("sn2", "train", 1, "omat_medium", "lora", "estimated", "base", 0))
+    # the committed config: every error-reading figure's runs are in the index, with at least its sets
+    full = wf.run_evalsets({f: wf.figure_inputs(config, p, f) for f in config["figures"]})
+    for f in ("sn2_test_errors", "fig07", "fig10"):
+        for sel in wf.figure_inputs(config, p, f)["errors"]:
+            file, evalset = split_selection(sel)
+            assert evalset in full[file]
+
+
+def test_evalset_args_name_each_set_and_its_head(config):
+    multi = Run("sn2", "train", 1, "omat_medium", "replay", "estimated", "base", 0)
+    single = Run("sn2", "train", 1, "omat_medium", "naive", "estimated", "base", 0)
+    files = ["a/pre.xyz", "b c/test.xyz"]
+    assert wf.evalset_args(config, multi, ["pretraining_pt", "test"], files) == (
+        "--evalset pretraining_pt=a/pre.xyz --evalset 'test=b c/test.xyz' "
+        "--head pretraining_pt=pt_head --head test=Default")
+    assert "--head pretraining_pt=Default" in wf.evalset_args(config, single, ["pretraining_pt", "test"], files)
+    with pytest.raises(ValueError, match="2 evaluation sets but 1 files"):
+        wf.evalset_args(config, single, ["pretraining_pt", "test"], files[:1])
 
 
 def test_mini_world_files_cover_every_committed_artifact(config, root):

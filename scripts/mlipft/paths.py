@@ -15,7 +15,7 @@ Layout under the results root (``results/<scale>/`` by default)::
     replay/<benchmark>/<replay>.selection.json                           its structures, chosen and validated
     runs/<benchmark>/<trainset>/f<fraction>/<foundation>/<strategy>/e0-<e0s>/v-<variant>/seed<seed>/
         model.model  loss_curves.csv  trainable.json                     the fine-tune
-        errors/<evalset>.csv                                             per-structure errors
+        errors.csv        per-structure errors on every evaluation set a figure asks of the run
         neb.csv                                                          an analysis's table
     tables/<figure>_<table>.csv    figures/<figure>.{png,pdf}
     logs/<rule>/<key>.log          benchmarks/<rule>/<key>.tsv
@@ -47,8 +47,9 @@ RUN_FILES = {
     "model": "model.model",
     "loss_curves": "loss_curves.csv",
     "trainable": "trainable.json",
-    "errors": "errors/{evalset}.csv",
-    "predictions": "errors/{evalset}_predictions.xyz",  # temporary: mace_eval_configs output
+    # per-structure errors, one row per structure and evaluation set: every set some figure asks of
+    # the run, from one job (one interpreter: mace's imports are most of an evaluation's cost)
+    "errors": "errors.csv",
     "neb": "neb.csv",
     "torsions": "torsions.csv",
     "md": "md.extxyz",            # model MD: every replica's recorded frames (info replica, step, time_fs)
@@ -58,6 +59,8 @@ RUN_FILES = {
     "repulsion": "repulsion.csv",  # dimer and compression curves of the model
     "rss": "rss.csv",              # random structure search: one row per structure x pressure x cycle, flags
 }
+#: Separates a per-run table from the rows a reader selects of it (``Paths.errors``).
+SELECT = "::"
 #: Errors of a foundation before any fine-tuning (zero-shot) on an evaluation set of a benchmark.
 ZEROSHOT = "zeroshot/{benchmark}/{foundation}/{evalset}.csv"
 #: A derived set of a benchmark (mlipft.derive): a subset of one of its files chosen by frame keys.
@@ -150,6 +153,15 @@ def parse_run(path: str | Path) -> Run:
     return Run(**{f.name: keys[f.name] for f in fields(Run)})
 
 
+def split_selection(path: str | Path) -> tuple[str, str | None]:
+    """A file and the evaluation set selected of it: ``(file, evalset)`` for ``Paths.errors``'
+    ``<run>/errors.csv::<evalset>``, ``(path, None)`` for any other path."""
+    file, sep, evalset = str(path).partition(SELECT)
+    if sep and not evalset:
+        raise ValueError(f"{path}: no evaluation set after {SELECT!r}")
+    return file, (evalset if sep else None)
+
+
 def parse_trainset(path: str | Path) -> dict[str, str]:
     """Benchmark, training set, fraction and seed of a training subset's path."""
     return _parse(TRAINSET, path, "trainsets")
@@ -197,7 +209,11 @@ class Paths:
         return f"{self.run_dir(run)}/{RUN_FILES[name].format(**keys)}"
 
     def errors(self, run: Run, evalset: str) -> str:
-        return self.run_file(run, "errors", evalset=evalset)
+        """The errors of a run on one evaluation set: the rows of ``evalset`` in the run's
+        ``errors.csv``, written ``<run>/errors.csv::<evalset>`` (:func:`split_selection`). Figures
+        list these; rule inputs are the files (``mlipft.workflow.input_files``), and the run's
+        evaluation job covers every set the figures select of it (``mlipft.workflow.run_evalsets``)."""
+        return f"{self.run_file(run, 'errors')}{SELECT}{evalset}"
 
     def trainset(self, run: Run | None = None, **keys) -> str:
         keys = run.trainset_keys if run is not None else keys

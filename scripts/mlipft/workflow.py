@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 
 from . import config as cfg
-from .paths import Paths, Run
+from .paths import Paths, Run, split_selection
 from .registry import epochs_factor, strategy_from_config, variant_entry
 
 
@@ -276,6 +276,28 @@ def eval_head(config: dict, run: Run, evalset: str) -> str:
     return "Default"
 
 
+def evalsets_of_run(index: dict[str, list[str]], p: Paths, run: Run) -> list[str]:
+    """The evaluation sets of a run's errors table in :func:`run_evalsets`' index; an error
+    naming the file when no configured figure reads the run's errors."""
+    file = p.run_file(run, "errors")
+    if file not in index:
+        raise ValueError(f"{file}: no configured figure reads errors of this run, so it has no evaluation set "
+                         f"(the sets of a run's errors table are those its figures select: add the run to a "
+                         f"figure's grid)")
+    return index[file]
+
+
+def evalset_args(config: dict, run: Run, evalsets: list[str], files: list[str]) -> str:
+    """Arguments of ``python -m mlipft.analysis.errors`` for a run's evaluation sets and their
+    files (in the same order): ``--evalset NAME=FILE`` each, and ``--head NAME=HEAD`` where the
+    set reads another head than the default (:func:`eval_head`), shell-quoted."""
+    if len(evalsets) != len(files):
+        raise ValueError(f"{len(evalsets)} evaluation sets but {len(files)} files")
+    args = [f"--evalset {shlex.quote(f'{e}={f}')}" for e, f in zip(evalsets, files)]
+    args += [f"--head {shlex.quote(f'{e}={eval_head(config, run, e)}')}" for e in evalsets]
+    return " ".join(args)
+
+
 def neb_reactions(config: dict, benchmark: str) -> list[str]:
     """Every reaction some NEB figure asks of this benchmark (each run computes them all once)."""
     reactions = set()
@@ -306,6 +328,29 @@ def figure_tables(config: dict, p: Paths, figure: str) -> dict[str, str]:
     from . import figures
 
     return {t: p.table(figure, t) for t in figures.kind(config["figures"][figure]["kind"]).TABLES}
+
+
+def input_files(files: dict[str, list[str] | str]) -> dict[str, list[str]]:
+    """The files of a figure's inputs, for the rule's ``input:``: each selection of a per-run
+    table (``<run>/errors.csv::<evalset>``, :func:`mlipft.paths.split_selection`) as its file,
+    each file once per role, in order."""
+    return {role: list(dict.fromkeys(split_selection(f)[0] for f in ([paths] if isinstance(paths, str) else paths)))
+            for role, paths in files.items()}
+
+
+def run_evalsets(figure_inputs: dict[str, dict[str, list[str] | str]]) -> dict[str, list[str]]:
+    """The evaluation sets each per-run errors table must hold: ``{file: [evalset, ...]}``, every
+    set some figure selects of it (sorted), from every figure's :func:`figure_inputs`. A run's
+    evaluation job evaluates its model on all of them at once (one interpreter, one import of
+    mace), so a set is evaluated once per run whichever figures read it."""
+    sets: dict[str, set[str]] = {}
+    for inputs in figure_inputs.values():
+        for paths in inputs.values():
+            for path in [paths] if isinstance(paths, str) else paths:
+                file, evalset = split_selection(path)
+                if evalset is not None:
+                    sets.setdefault(file, set()).add(evalset)
+    return {file: sorted(names) for file, names in sets.items()}
 
 
 def role_args(files: dict[str, list[str] | str]) -> str:

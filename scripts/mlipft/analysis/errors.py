@@ -1,17 +1,20 @@
-"""Errors of a model on an evaluation set, per structure (kept, so that violins, per-phase
-breakdowns and held-out comparisons never re-evaluate a model).
+"""Errors of a model on one or more evaluation sets, per structure (kept, so that violins,
+per-phase breakdowns and held-out comparisons never re-evaluate a model).
 
 Predictions come from mace-torch's batched ``mace_eval_configs`` (mace's own ``eval_configs.run``
 in this interpreter: ``MACE_energy``, ``MACE_forces``, ``MACE_stress``); this module compares
-them with the reference labels.
+them with the reference labels. One call evaluates every set of a model: importing mace is most
+of an evaluation's cost (~4 s of ~6 s on a CPU), so it is paid once per model.
 
-    python -m mlipft.analysis.errors --configs test.xyz --model model.model --predictions pred.xyz \
-        --device auto --run '{...}' --evalset test --output errors/test.csv
+    python -m mlipft.analysis.errors --model model.model --evalset test=test.xyz \
+        --evalset pretraining_pt=pretraining.xyz --head pretraining_pt=pt_head \
+        --device auto --run '{...}' --output errors.csv
 
-One row per structure (isolated atoms excluded): the run's keys, ``evalset``, ``index`` (frame
-of the file), ``config_type``, ``n_atoms``, the energy error per atom (meV/atom), the sums of
-squared and absolute force-component errors and their count (meV/Å), and the stress error when
-both sides carry one. :func:`summary` turns them into RMSE/MAE rows (what the figures plot).
+One row per structure and set (isolated atoms excluded): the run's keys, ``evalset``, ``index``
+(frame of the file), ``config_type``, ``n_atoms``, the energy error per atom (meV/atom), the sums
+of squared and absolute force-component errors and their count (meV/Å), and the stress error
+when both sides carry one. :func:`summary` turns them into RMSE/MAE rows (what the figures plot).
+``--predictions`` tabulates predictions already written (one set, no model).
 """
 
 from __future__ import annotations
@@ -118,15 +121,61 @@ def predict(configs: str | Path, model: str | Path, output: str | Path, device: 
         eval_configs.run(args)
 
 
-def write_table(predictions: str | Path, run: dict[str, str], evalset: str, output: str | Path) -> pd.DataFrame:
+def table_of(predictions: str | Path, run: dict[str, str], evalset: str) -> pd.DataFrame:
     """The per-structure table of a run on one evaluation set, keys first."""
     frame = per_structure(predictions)
     keys = {**run, "evalset": evalset}
     for i, (k, v) in enumerate(keys.items()):
         frame.insert(i, k, v)
+    return frame
+
+
+def write_table(predictions: str | Path, run: dict[str, str], evalset: str, output: str | Path) -> pd.DataFrame:
+    """The per-structure table of a run on one evaluation set, keys first, written to ``output``."""
+    frame = table_of(predictions, run, evalset)
     with atomic_path(output) as tmp:
         frame.to_csv(tmp, index=False)
     return frame
+
+
+def evaluate(model: str | Path, evalsets: dict[str, str | Path], run: dict[str, str], output: str | Path,
+             heads: dict[str, str] | None = None, device: str = "auto", default_dtype: str = "float64",
+             batch_size: int = 32, compute_stress: bool = False) -> pd.DataFrame:
+    """Errors of ``model`` on every set of ``evalsets`` (name -> extxyz), in that order, as one
+    per-structure table written to ``output`` (nothing is written unless every set succeeds);
+    ``heads`` names the head of a set (mace's default when absent). The predictions go to a
+    temporary folder beside ``output``, removed afterwards."""
+    import tempfile
+
+    heads = heads or {}
+    unknown = sorted(set(heads) - set(evalsets))
+    if unknown:
+        raise ValueError(f"--head for evaluation sets not evaluated: {unknown} (sets: {list(evalsets)})")
+    if not evalsets:
+        raise ValueError("no evaluation set (--evalset NAME=FILE)")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    frames = []
+    with tempfile.TemporaryDirectory(prefix=".predictions-", dir=Path(output).parent) as tmp:
+        for name, configs in evalsets.items():
+            pred = Path(tmp) / f"{name}.xyz"
+            predict(configs, model, pred, device, default_dtype, batch_size, heads.get(name), compute_stress)
+            frames.append(table_of(pred, run, name))
+    frame = pd.concat(frames, ignore_index=True)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def _named(items: list[str] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"{option}: expected NAME=VALUE, got {item!r}")
+        if name in out:
+            raise SystemExit(f"{option}: {name!r} given twice")
+        out[name] = value
+    return out
 
 
 def main(argv=None) -> None:
@@ -134,24 +183,30 @@ def main(argv=None) -> None:
 
     allocator.tune()  # no page faults on every batch (mlipft.allocator)
     parser = argparse.ArgumentParser(prog="python -m mlipft.analysis.errors", description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", help="extxyz with reference labels (omit to tabulate existing --predictions)")
-    parser.add_argument("--model")
+    parser.add_argument("--model", help="the model to evaluate")
+    parser.add_argument("--evalset", action="append", metavar="NAME=FILE",
+                        help="an evaluation set and its extxyz with reference labels (repeat for several)")
+    parser.add_argument("--head", action="append", metavar="NAME=HEAD",
+                        help="the model head evaluation set NAME reads (mace's default when absent)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--default-dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--head", help="model head to evaluate (mace's default when absent)")
     parser.add_argument("--compute-stress", action="store_true", help="predict stresses too (periodic sets)")
-    parser.add_argument("--predictions", required=True, help="mace_eval_configs' predictions (extxyz)")
+    parser.add_argument("--predictions", help="tabulate these mace_eval_configs predictions instead of evaluating "
+                        "(one --evalset NAME, no file)")
     parser.add_argument("--run", required=True, help="JSON of the run's keys (columns of the table)")
-    parser.add_argument("--evalset", required=True, help="name of the evaluation set")
     parser.add_argument("--output", required=True, help="per-structure CSV")
     args = parser.parse_args(argv)
-    if args.configs:
-        if not args.model:
-            parser.error("--configs needs --model")
-        predict(args.configs, args.model, args.predictions, args.device, args.default_dtype, args.batch_size,
-                args.head, args.compute_stress)
-    write_table(args.predictions, json.loads(args.run), args.evalset, args.output)
+    run = json.loads(args.run)
+    if args.predictions:
+        if not args.evalset or len(args.evalset) != 1 or "=" in args.evalset[0]:
+            parser.error("--predictions needs exactly one --evalset NAME (no file)")
+        write_table(args.predictions, run, args.evalset[0], args.output)
+        return
+    if not args.model:
+        parser.error("--model is required (or --predictions to tabulate existing predictions)")
+    evaluate(args.model, _named(args.evalset, "--evalset"), run, args.output, _named(args.head, "--head"),
+             args.device, args.default_dtype, args.batch_size, args.compute_stress)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ A kind module defines
 - ``check(config, name, fig, axes) -> str | None``: kind-specific checks of a figure entry
   beyond the generic grid checks (``None``: fine; else ``".key: message"``);
 - ``inputs(config, name, runs, paths) -> dict[str, list[str]]``: the per-run files (and any
-  others) it reads, by role, built with :class:`mlipft.paths.Paths`;
+  others) it reads, by role, built with :class:`mlipft.paths.Paths` (errors as ``Paths.errors``'
+  selections of a run's table, read with ``common.collect_runs``);
 - ``collect(inputs, spec) -> dict[str, DataFrame]``: the tables from those files;
 - ``plot(tables, spec, outputs)``: the figure (PNG and PDF) from the tables only.
 

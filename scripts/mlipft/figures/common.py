@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: the workflow imports t
     import pandas as pd
 
 from ..io import atomic_path, xyz_frame_sizes
-from ..paths import RUN_KEYS, parse_run, parse_trainset
+from ..paths import RUN_KEYS, parse_run, parse_trainset, split_selection
 
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8}
@@ -26,15 +26,39 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
-def collect_runs(files: list[str | Path]) -> pd.DataFrame:
-    """Per-run CSVs concatenated, in the given order, with the run's keys (read from each
-    file's path) as the first columns."""
+def read_selection(path: str | Path, cache: dict | None = None) -> pd.DataFrame:
+    """A per-run CSV, or the rows of one evaluation set of it (``<file>::<evalset>``,
+    :meth:`mlipft.paths.Paths.errors`); an error naming the file when it holds no such row.
+    ``cache`` keeps files already read (a run's errors table serves several selections)."""
     import pandas as pd
 
-    frames = []
+    file, evalset = split_selection(path)
+    cache = {} if cache is None else cache
+    if file not in cache:
+        cache[file] = pd.read_csv(file)
+    frame = cache[file]
+    if evalset is None:
+        return frame.copy()
+    if "evalset" not in frame.columns:
+        raise ValueError(f"{file}: no evalset column (not a per-structure errors table of mlipft.analysis.errors)")
+    rows = frame[frame["evalset"].astype(str) == evalset]
+    if rows.empty:
+        raise ValueError(f"{file}: no rows of evaluation set {evalset!r} (it holds "
+                         f"{sorted(frame['evalset'].astype(str).unique())}); the figures now ask for more sets "
+                         f"than when it was written: re-run its evaluation (snakemake --forcerun evaluate_errors "
+                         f"{file}, or without --rerun-triggers mtime)")
+    return rows.reset_index(drop=True)
+
+
+def collect_runs(files: list[str | Path]) -> pd.DataFrame:
+    """Per-run CSVs (or selections of them, :func:`read_selection`) concatenated, in the given
+    order, with the run's keys (read from each file's path) as the first columns."""
+    import pandas as pd
+
+    frames, cache = [], {}
     for path in files:
-        keys = parse_run(path).keys()
-        frame = pd.read_csv(path)
+        keys = parse_run(split_selection(path)[0]).keys()
+        frame = read_selection(path, cache)
         for k, v in keys.items():  # the path is the truth (a file's own key columns are replaced)
             frame[k] = v
         frames.append(frame)
