@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The real workflow through a real SLURM: start the single-node cluster of
 # scripts/slurm/local_cluster.sh, run the smoke-scale `fig06c` through
-# profiles/slurm-local-test, run the same target locally, compare every table
-# (numbers equal to 1e-6 relative) and check accounting saw every job COMPLETED;
-# stop every daemon it started (EXIT trap, also on failure).
+# profiles/slurm-local-test, compare its tables with the smoke reference tables
+# (tests/data/reference_tables/smoke, which the local smoke run of
+# tests/test_workflow.py must equal too; 1e-3 relative, as there across CPUs:
+# no second, local run of the target) and check accounting saw every job
+# COMPLETED; stop every daemon it started (EXIT trap, also on failure).
 #
 #   bash tests/slurm_smoke.sh        # as root; `make slurm-test`; run by .ci/run
 set -euo pipefail
@@ -38,31 +40,18 @@ trap cleanup EXIT
 timeout 900 "$CLUSTER" install
 timeout 300 "$CLUSTER" start
 eval "$("$CLUSTER" env)"
-for d in slurm local; do mkdir -p "$TMP/$d" && ln -s "$REPO/config" "$TMP/$d/config"; done
+mkdir -p "$TMP/slurm" && ln -s "$REPO/config" "$TMP/slurm/config"
 COMMON=(--snakefile "$REPO/Snakefile" --workflow-profile none --nocolor fig06c --config scale=smoke)
 
 t=$SECONDS
 timeout 2400 "$SNAKEMAKE" --profile profiles/slurm-local-test --directory "$TMP/slurm" "${COMMON[@]}" \
     > "$TMP/slurm.log" 2>&1 || { tail -50 "$TMP/slurm.log" >&2; fail "SLURM run failed"; }
 say "SLURM run: $((SECONDS - t)) s"
-t=$SECONDS
-timeout 1800 "$SNAKEMAKE" --cores 2 --directory "$TMP/local" "${COMMON[@]}" \
-    > "$TMP/local.log" 2>&1 || { tail -50 "$TMP/local.log" >&2; fail "local run failed"; }
-say "local run: $((SECONDS - t)) s"
-
-"$PY" - "$TMP/local/results/smoke" "$TMP/slurm/results/smoke" <<'PYEOF' || fail "SLURM and local outputs differ"
-import sys
-from pathlib import Path
-import pandas as pd
-local, slurm = map(Path, sys.argv[1:])
-tables = sorted(p.relative_to(local) for p in local.glob("tables/*.csv"))
-assert tables, "no tables"
-for rel in tables:
-    pd.testing.assert_frame_equal(pd.read_csv(local / rel), pd.read_csv(slurm / rel), rtol=1e-6, check_exact=False)
-for ext in ("png", "pdf"):
-    assert (slurm / "figures" / f"fig06c.{ext}").stat().st_size > 0
-print("identical tables:", ", ".join(map(str, tables)))
-PYEOF
+"$PY" benchmarks/compare_tables.py tests/data/reference_tables/smoke "$TMP/slurm/results/smoke/tables" \
+    --pattern 'fig06c_*.csv' --rtol 1e-3 || fail "the SLURM run's tables differ from the smoke references"
+for ext in png pdf; do
+    [[ -s $TMP/slurm/results/smoke/figures/fig06c.$ext ]] || fail "no figure fig06c.$ext"
+done
 
 RUN_ID=$(grep -ho 'SLURM run ID: [0-9a-f-]*' "$TMP"/slurm/.snakemake/log/*.snakemake.log | head -n1 | awk '{print $4}')
 [[ -n $RUN_ID ]] || fail "no SLURM run ID in the Snakemake log"

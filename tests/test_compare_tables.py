@@ -40,3 +40,16 @@ def test_a_real_difference_and_unequal_strings_are_reported(compare, tmp_path):
     other = _write(tmp_path / "other", [{"strategy": "lora", "x": 2.0e-6}])
     with pytest.raises(AssertionError, match="column strategy differs"):
         compare.differences(ref, other)
+
+
+def test_pattern_and_rtol_gate_the_exit_status(compare, tmp_path, capsys):
+    """The SLURM test's use: only the selected tables, exit 1 above --rtol."""
+    ref = _write(tmp_path / "ref", [{"x": 1.0}])
+    pd.DataFrame([{"y": 1.0}]).to_csv(ref / "other.csv", index=False)
+    new = _write(tmp_path / "new", [{"x": 1.01}])  # no other.csv: not selected, not read
+    compare.main([str(ref), str(new), "--pattern", "t*.csv", "--rtol", "0.1"])
+    assert "t.csv" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"differ by more than 0.001 relative: t.csv"):
+        compare.main([str(ref), str(new), "--pattern", "t*.csv", "--rtol", "1e-3"])
+    with pytest.raises(SystemExit, match=r"no reference tables fig06c_\*.csv"):
+        compare.main([str(ref), str(new), "--pattern", "fig06c_*.csv"])
