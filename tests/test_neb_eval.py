@@ -135,9 +135,9 @@ def test_evaluation_arguments_are_checked_before_mace_is_imported(tmp_path):
         errors.evaluate("m.model", {"test": "t.xyz"}, {}, tmp_path / "e.csv", heads={"tset": "pt_head"})
     with pytest.raises(ValueError, match="no evaluation set"):
         errors.evaluate("m.model", {}, {}, tmp_path / "e.csv")
-    with pytest.raises(SystemExit, match="expected NAME=VALUE"):
+    with pytest.raises(SystemExit, match="--evalset 'test' is not of the form NAME=VALUE"):
         errors.main(["--model", "m.model", "--evalset", "test", "--run", "{}", "--output", str(tmp_path / "e.csv")])
-    with pytest.raises(SystemExit, match="'test' given twice"):
+    with pytest.raises(SystemExit, match="--evalset 'test' given twice"):
         errors.main(["--model", "m.model", "--evalset", "test=a.xyz", "--evalset", "test=b.xyz", "--run", "{}",
                      "--output", str(tmp_path / "e.csv")])
     assert not list(tmp_path.iterdir())

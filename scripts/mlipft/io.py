@@ -31,6 +31,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def named_values(items: list[str] | None, option: str) -> dict[str, str]:
+    """Command-line ``NAME=VALUE`` items of a repeated option as a dict; a malformed or repeated
+    name exits with a message naming the option."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"{option} {item!r} is not of the form NAME=VALUE")
+        if name in out:
+            raise SystemExit(f"{option} {name!r} given twice")
+        out[name] = value
+    return out
+
+
 def path_list(paths: str | Path | list) -> list:
     """One file or several (e.g. the corpora a foundation trains on together), as a list."""
     return [paths] if isinstance(paths, (str, Path)) else list(paths)

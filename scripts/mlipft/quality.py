@@ -47,7 +47,7 @@ import pandas as pd
 from ase.data import chemical_symbols
 
 from .analysis.predict import load_model, predict
-from .io import atomic_path, read_configs
+from .io import atomic_path, named_values, read_configs
 from .keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM
 
 log = logging.getLogger(__name__)
@@ -159,18 +159,6 @@ def table(inputs: list[str | Path]) -> pd.DataFrame:
     return frame.sort_values(TABLE_KEYS, kind="stable").reset_index(drop=True)
 
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise SystemExit(f"{what} {item!r} is not of the form NAME=VALUE")
-        if name in out:
-            raise SystemExit(f"{what} {name!r} given twice")
-        out[name] = value
-    return out
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,12 +185,12 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        datasets = _pairs(args.dataset, "--dataset")
-        levels = _pairs(args.level_of, "--level-of")
+        datasets = named_values(args.dataset, "--dataset")
+        levels = named_values(args.level_of, "--level-of")
         unknown = sorted(set(levels) - set(datasets))
         if unknown:
             raise SystemExit(f"--level-of names datasets that were not given: {unknown}")
-        filters = _pairs(args.filter, "--filter")
+        filters = named_values(args.filter, "--filter")
         frame = evaluate(args.model, datasets, args.device, args.default_dtype, args.batch_size, filters)
         frame.insert(0, "foundation", args.name)
         frame.insert(2, "level", [levels.get(d, "") for d in frame["dataset"]])

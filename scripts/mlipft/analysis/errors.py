@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, read_configs
+from ..io import atomic_path, named_values, read_configs
 from ..keys import CONFIG_TYPE_KEY, ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, PRED_PREFIX, STRESS_KEY
 
 #: Summary metrics and their units.
@@ -166,18 +166,6 @@ def evaluate(model: str | Path, evalsets: dict[str, str | Path], run: dict[str, 
     return frame
 
 
-def _named(items: list[str] | None, option: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise SystemExit(f"{option}: expected NAME=VALUE, got {item!r}")
-        if name in out:
-            raise SystemExit(f"{option}: {name!r} given twice")
-        out[name] = value
-    return out
-
-
 def main(argv=None) -> None:
     from .. import allocator
 
@@ -205,7 +193,7 @@ def main(argv=None) -> None:
         return
     if not args.model:
         parser.error("--model is required (or --predictions to tabulate existing predictions)")
-    evaluate(args.model, _named(args.evalset, "--evalset"), run, args.output, _named(args.head, "--head"),
+    evaluate(args.model, named_values(args.evalset, "--evalset"), run, args.output, named_values(args.head, "--head"),
              args.device, args.default_dtype, args.batch_size, args.compute_stress)
 
 
