@@ -16,15 +16,31 @@ def test_lint_is_clean(root):
     assert "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
+#: The smoke run's results directory: a space, a semicolon and a command in it, so that every rule
+#: of all_figures shows that no path or config string reaches a shell unquoted.
+EVIL = "res dir;touch INJECTED;#"
+#: An overlay adding one figure to the smoke run: a grid over foundations, E0s, strategies and
+#: evaluation sets is a config edit (built with all_figures, not after it: issue 16's CI cost).
+GRID_DEMO = Path(__file__).parent / "data" / "grid_demo.yaml"
+
+
+def smoke_command(root: Path, work: Path, *args: str) -> list[str]:
+    """A snakemake call on the smoke run's work directory, with the smoke run's configuration."""
+    return SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), *args,
+                        "--configfile", str(root / "config" / "config.yaml"), str(GRID_DEMO),
+                        "--config", "scale=smoke", f"results_dir={EVIL}"]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(root, tmp_path_factory):
+    """all_figures at smoke scale plus the grid demo, under EVIL; returns the results directory
+    (its parent is the work directory)."""
     work = tmp_path_factory.mktemp("smoke")
     (work / "config").symlink_to(root / "config")
-    cmd = SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "--cores", "2",
-                       "--config", "scale=smoke"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(smoke_command(root, work, "all_figures", "--cores", "2"), capture_output=True, text=True,
+                          timeout=3600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    return work / "results" / "smoke"
+    return work / EVIL
 
 
 REFERENCE = Path(__file__).parent / "data" / "reference_tables"
@@ -66,18 +82,10 @@ def test_tables_equal_the_previous_version(smoke_run, benchmark_script):
     assert len(compared) == 14
 
 
-def test_a_grid_over_foundations_e0s_strategies_and_evalsets_is_a_config_edit(smoke_run, root):
-    """tests/data/grid_demo.yaml (an overlay adding one figure) builds at smoke scale; its runs
-    shared with lpsc_test_errors are not trained again."""
-    work = smoke_run.parent.parent
-    cmd = SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "grid_demo", "--cores", "2",
-                       "--configfile", str(root / "config" / "config.yaml"), str(root / "tests" / "data" / "grid_demo.yaml"),
-                       "--config", "scale=smoke"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    out = proc.stdout + proc.stderr
-    # 8 runs; omat_medium's naive and LoRA with estimated and averaged E0s are lpsc_test_errors' and fig04a's
-    assert _count(out, "finetune") == 4, out[-3000:]
+def test_a_grid_over_foundations_e0s_strategies_and_evalsets_is_a_config_edit(smoke_run):
+    """tests/data/grid_demo.yaml (an overlay adding one figure) builds at smoke scale: two
+    foundations x two E0s x two strategies on two evaluation sets. (That its runs shared with
+    lpsc_test_errors and fig04a are not trained twice: tests/test_workflow_specs.py, a dry run.)"""
     table = pd.read_csv(smoke_run / "tables" / "grid_demo_errors.csv")
     assert len(table.groupby(["foundation", "e0s", "strategy", "evalset"])) == 16
     assert set(table.evalset) == {"test", "other_argyrodites"}
@@ -85,19 +93,11 @@ def test_a_grid_over_foundations_e0s_strategies_and_evalsets_is_a_config_edit(sm
     assert (smoke_run / "figures" / "grid_demo.png").stat().st_size > 10_000
 
 
-def _count(output: str, rule: str) -> int:
-    stats = output.split("Job stats:")[1].split("\n\n")[0]
-    for line in stats.splitlines():
-        if line.split()[:1] == [rule]:
-            return int(line.split()[1])
-    return 0
-
-
 def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
-    work = smoke_run.parent.parent
+    work = smoke_run.parent
     report = work / "report.html"
-    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "--report",
-                                       str(report), "--config", "scale=smoke"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(smoke_command(root, work, "all_figures", "--report", str(report)), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     html = report.read_text()
     for fig, spec in config["figures"].items():  # each figure, with its caption rendered
@@ -107,18 +107,11 @@ def test_report_shows_every_figure_with_its_caption(smoke_run, root, config):
 
 
 def test_no_config_string_reaches_a_shell_unquoted(smoke_run, root):
-    """A results_dir with a space, a semicolon and a command in it builds fig06c (on the smoke
-    mini world already made) and runs nothing it names: every path and config string is quoted."""
-    work = smoke_run.parent.parent
-    evil = "res dir;touch INJECTED;#"
-    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "fig06c", "--cores", "2",
-                                       "--config", "scale=smoke", f"results_dir={evil}"],
-                          capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    assert not list(work.rglob("INJECTED")) and not (root / "INJECTED").exists()
-    barriers = pd.read_csv(work / evil / "tables" / "fig06c_neb_barriers.csv")
-    reference = pd.read_csv(smoke_run / "tables" / "fig06c_neb_barriers.csv")
-    pd.testing.assert_series_equal(barriers.error_ev, reference.error_ev)  # the same runs, elsewhere
+    """The smoke run's results_dir (EVIL) has a space, a semicolon and a command in it: every rule
+    of all_figures ran under it, and none ran the command it names."""
+    assert smoke_run.name == EVIL and (smoke_run / "tables" / "fig06c_neb_barriers.csv").stat().st_size > 0
+    assert not list(smoke_run.parent.rglob("INJECTED")) and not (root / "INJECTED").exists()
+    assert not (smoke_run.parent / "results").exists()  # nothing went to the default results_dir
 
 
 def test_every_figure_is_made(smoke_run, config):
@@ -144,17 +137,14 @@ def test_neb_table_compares_to_reference(smoke_run, smoke_config):
 
 
 def test_second_run_has_nothing_to_do(smoke_run, root):
-    work = smoke_run.parent.parent
-    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "-n",
-                                       "--config", "scale=smoke"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(smoke_command(root, smoke_run.parent, "all_figures", "-n"), capture_output=True, text=True,
+                          timeout=300)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_replotting_reruns_no_training(smoke_run, root):
     """Touching the plotting code re-runs only the plot rules (showyourwork's separation)."""
-    work = smoke_run.parent.parent
-    proc = subprocess.run(SNAKEMAKE + ["-s", str(root / "Snakefile"), "-d", str(work), "all_figures", "-n",
-                                       "--forcerun", "plot_fig06c", "--config", "scale=smoke"],
+    proc = subprocess.run(smoke_command(root, smoke_run.parent, "all_figures", "-n", "--forcerun", "plot_fig06c"),
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert "plot_fig06c" in out and "finetune" not in out.split("Job stats:")[-1]
@@ -204,7 +194,7 @@ def smoke_config(root):
 def test_mini_world_smoke_artifacts(smoke_run, smoke_config):
     """The smoke mini world made every foundation the figures use, under data/, not results/."""
     config = smoke_config
-    data = smoke_run.parent.parent / "data" / "mini" / "smoke"
+    data = smoke_run.parent / "data" / "mini" / "smoke"
     from mlipft.config import grid
 
     used = {found for fig in config["figures"] for found in grid(config, fig)["foundation"]}

@@ -178,3 +178,23 @@ def test_finetune_priority_puts_the_longest_jobs_first(config):
     assert priority("replay") > priority("naive") == priority("lora") == priority("freeze5")
     assert priority("naive", "twice") == 2 * priority("naive")
     assert priority("pseudolabel", "twice") > priority("pseudolabel")
+
+
+def test_a_grid_overlay_trains_only_its_new_runs(root, tmp_path):
+    """tests/data/grid_demo.yaml (built with the smoke run, tests/test_workflow.py) adds 8 runs to
+    the smoke all_figures, of which omat_medium's naive and LoRA with estimated and averaged E0s
+    are lpsc_test_errors' and fig04a's: the dry run plans 4 more fine-tunes, not 8."""
+    import re
+    import subprocess
+    import sys
+
+    def finetunes(*configfiles):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(tmp_path), "-n", "--nolock",
+               "all_figures", "--configfile", str(root / "config" / "config.yaml"), *map(str, configfiles),
+               "--config", "scale=smoke"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        return int(re.search(r"^finetune\s+(\d+)$", proc.stdout.split("Job stats:")[-1], re.M).group(1))
+
+    (tmp_path / "config").symlink_to(root / "config")
+    assert finetunes(root / "tests" / "data" / "grid_demo.yaml") - finetunes() == 4
