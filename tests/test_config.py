@@ -190,3 +190,19 @@ def test_snakemake_stops_before_any_job(config, root, tmp_path):
     assert proc.returncode != 0
     assert "figures.fig06c.strategies: unknown strategy 'nieve'" in proc.stdout + proc.stderr
     assert not (root / "results" / "mini" / "runs" / "sn2" / "train_rp" / "f1" / "mini" / "nieve").exists()
+
+
+@pytest.mark.parametrize("overlay", ["science.yaml", "architecture.yaml"])
+def test_benchmark_overlays_are_valid(root, overlay):
+    """The overlays of benchmarks/ (the science check's runs, the architecture lever's probe) lay
+    over the mini world and pass its validation; the probe adds a foundation and two figures."""
+    from mlipft.config import load_world
+
+    config = load_world(root / "config" / "config.yaml", root / "benchmarks" / overlay)
+    check(config, root)
+    if overlay == "architecture.yaml":
+        fast, medium = config["foundations"]["omat_medium_fast"]["model"], config["foundations"]["omat_medium"]["model"]
+        changed = ("r_max", "max_ell", "radial_MLP")
+        assert {k: v for k, v in fast.items() if k not in changed} == {k: v for k, v in medium.items() if k not in changed}
+        assert fast["r_max"] < medium["r_max"]
+        assert {run.foundation for run in runs_for_figure(config, "arch_probe")} == {"omat_medium", "omat_medium_fast"}
