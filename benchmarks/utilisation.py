@@ -26,7 +26,10 @@ finished:
 - the longest jobs (top N by wall time) and, per rule, the count and the total, median and
   maximum wall time (and total CPU time).
 
-Caveats: start times are estimated (mtime resolution and the rounding of ``s``); the whole-run
+Caveats: CPU times are lower bounds: Snakemake polls a job's process tree every 0.5 s for its
+first 15 s and every 30 s after (``snakemake.benchmark.BENCHMARK_INTERVAL``), so the
+``cpu_time`` of a longer job misses up to its last 30 s (a 36 s fine-tune on a full core reads
+15.5 s) and utilisation is understated; wall times are exact. Start times are estimated (mtime resolution and the rounding of ``s``); the whole-run
 span assumes the files come from one invocation (a job rerun later moves its end, and a job
 that did not run in this invocation keeps its old file); the foundations and data of the mini
 world are committed data, not jobs of a figure (their files count in the whole-run numbers when
@@ -285,7 +288,7 @@ def report(config: dict, paths: Paths, cores: int = 2, top: int = 10, markdown: 
         ("first start", _time(summary["first_start"])),
         ("last end", _time(summary["last_end"])),
         ("wall s (first start to last end)", _fmt_value("", summary["wall_s"])),
-        ("CPU s (sum)", _fmt_value("", summary["cpu_s"])),
+        ("CPU s (sum; polled, a lower bound)", _fmt_value("", summary["cpu_s"])),
         ("job wall s (sum)", _fmt_value("", summary["sum_wall_s"])),
         ("cores", str(cores)),
         ("utilisation = CPU / (wall x cores)", _fmt_value("utilisation", summary["utilisation"])),
