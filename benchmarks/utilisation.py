@@ -29,11 +29,11 @@ finished:
 Caveats: CPU times are lower bounds: Snakemake polls a job's process tree every 0.5 s for its
 first 15 s and every 30 s after (``snakemake.benchmark.BENCHMARK_INTERVAL``), so the
 ``cpu_time`` of a longer job misses up to its last 30 s (a 36 s fine-tune on a full core reads
-15.5 s) and utilisation is understated; wall times are exact. Start times are estimated (mtime resolution and the rounding of ``s``); the whole-run
-span assumes the files come from one invocation (a job rerun later moves its end, and a job
-that did not run in this invocation keeps its old file); the foundations and data of the mini
-world are committed data, not jobs of a figure (their files count in the whole-run numbers when
-they were regenerated in the run).
+15.5 s) and utilisation is understated; wall times are exact. Start times are estimated (mtime
+resolution and the rounding of ``s``); the whole-run span assumes the files come from one
+invocation (a job rerun later moves its end, and a job that did not run in this invocation keeps
+its old file); the foundations and data of the mini world are committed data, not jobs of a
+figure (their files count in the whole-run numbers when they were regenerated in the run).
 
     .venv/bin/python benchmarks/utilisation.py --config scale=smoke --cores 2
     .venv/bin/python benchmarks/utilisation.py --results /tmp/base/results/smoke --config scale=smoke

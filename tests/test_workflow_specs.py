@@ -184,9 +184,10 @@ def test_a_grid_overlay_trains_only_its_new_runs(root, tmp_path):
     """tests/data/grid_demo.yaml (built with the smoke run, tests/test_workflow.py) adds 8 runs to
     the smoke all_figures, of which omat_medium's naive and LoRA with estimated and averaged E0s
     are lpsc_test_errors' and fig04a's: the dry run plans 4 more fine-tunes, not 8."""
-    import re
     import subprocess
     import sys
+
+    from test_paper_world import job_stats
 
     def finetunes(*configfiles):
         cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(tmp_path), "-n", "--nolock",
@@ -194,7 +195,7 @@ def test_a_grid_overlay_trains_only_its_new_runs(root, tmp_path):
                "--config", "scale=smoke"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-        return int(re.search(r"^finetune\s+(\d+)$", proc.stdout.split("Job stats:")[-1], re.M).group(1))
+        return job_stats(proc.stdout)["finetune"]
 
     (tmp_path / "config").symlink_to(root / "config")
     assert finetunes(root / "tests" / "data" / "grid_demo.yaml") - finetunes() == 4
