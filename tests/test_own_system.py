@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlipft.config import ConfigError, check, load_world
+from test_paper_world import job_stats
 from mlipft.keys import BOHR_TO_ANGSTROM, ENERGY_KEY, FORCES_KEY, HARTREE_TO_EV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,11 +302,6 @@ def test_judge_units_takes_energies_alone_only_when_forces_cannot_tell():
 
 # ---- the workflow ----
 
-def _job_stats(out: str) -> dict[str, int]:
-    stats = out.split("Job stats:")[1].split("\n\n")[0]
-    return {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if len(line.split()) == 2}
-
-
 def test_dry_run_of_the_example_resolves():
     """The README's command, dry: one import of your files, one foundation installed, the data
     validated before the two smoke strategies train."""
@@ -314,7 +310,7 @@ def test_dry_run_of_the_example_resolves():
     proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
-    stats = _job_stats(out)
+    stats = job_stats(out)
     assert stats["import_mysystem"] == 1 and stats["install_foundation"] == 1 and stats["validate_data"] == 1
     # one evaluation per model, on both evaluation sets
     assert stats["finetune"] == 2 and stats["evaluate_errors"] == 2 and stats["validate_evalset"] == 2
