@@ -24,17 +24,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ("import sys, types, mlipft, {module}; m = sys.modules.get('torch._dynamo'); "
-         "print(m is not None and type(m) is types.ModuleType)")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from mlipft.lazy_imports import ENV_OFF  # noqa: E402
+
+PROBE = "import mlipft, {module}; from mlipft.lazy_imports import is_loaded; print(is_loaded('torch._dynamo'))"
 
 
 def once(module: str, eager: bool) -> tuple[float, bool]:
     """Wall seconds of one interpreter importing mlipft and ``module``; whether dynamo ran."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "scripts"),
                                                                    os.environ.get("PYTHONPATH")]))}
-    env.pop("MLIPFT_EAGER_IMPORTS", None)
+    env.pop(ENV_OFF, None)
     if eager:
-        env["MLIPFT_EAGER_IMPORTS"] = "1"
+        env[ENV_OFF] = "1"
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], env=env, cwd=ROOT,
                           capture_output=True, text=True, check=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlipft.config import ConfigError, check, load_world
-from test_paper_world import job_stats
 from mlipft.keys import BOHR_TO_ANGSTROM, ENERGY_KEY, FORCES_KEY, HARTREE_TO_EV
+from test_paper_world import job_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "examples" / "own_system.yaml"

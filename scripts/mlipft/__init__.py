@@ -7,5 +7,5 @@ every module here also runs without Snakemake and is unit-tested in ``tests/``.
 from . import lazy_imports as _lazy_imports
 
 # Every job process starts by importing mlipft: defer what mace imports and no job uses
-# (``torch._dynamo``: ~0.8 s of every job's start-up; mlipft.lazy_imports). Imports nothing.
+# (``torch._dynamo``: ~1 s of every evaluation job's start-up; mlipft.lazy_imports). Imports nothing.
 _lazy_imports.install()

@@ -2,13 +2,13 @@
 
 Every training and evaluation job is its own Python process, and importing mace costs a job
 3-4 s of CPU before it does any work (``python -X importtime -c "import mace.cli.run_train"``).
-About 0.8 s of that is ``torch._dynamo``, which ``mace.tools.compile`` imports at mace's top
+About 1 s of that is ``torch._dynamo`` (1.17 s, ``benchmarks/import_time.py``), which ``mace.tools.compile`` imports at mace's top
 level for ``torch.compile``; the workflow never compiles (mace's ``--compile`` stays off), and
 nothing else on our jobs' paths touches it. (The other large imports cannot be deferred this way:
 ``scipy.signal`` via ``e3nn.io`` and ``matplotlib.pyplot`` via mace's plotting are both used by
 ``torchmetrics`` at its import, and mace subclasses ``torchmetrics.Metric`` at import.)
 
-:func:`install` puts a finder in front of ``sys.meta_path`` that gives these names the standard
+:func:`install` puts a finder in front of ``sys.meta_path`` that gives them the standard
 library's :class:`importlib.util.LazyLoader`: the module object exists at once and runs its code
 on the first attribute access (or a second ``import`` statement of it), so code that does use it
 gets the real module, only later.
@@ -33,35 +33,29 @@ ENV_OFF = "MLIPFT_EAGER_IMPORTS"
 
 
 class _LazyFinder(importlib.abc.MetaPathFinder):
-    """Finds the :data:`LAZY_MODULES` through the other finders, then wraps their loader."""
+    """Finds ``names`` as the file-system finder does, then wraps the loader in a LazyLoader."""
 
     def __init__(self, names: tuple[str, ...]):
         self.names = frozenset(names)
-        self._busy: set[str] = set()
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in self.names or fullname in self._busy:
+        if fullname not in self.names:
             return None
-        self._busy.add(fullname)
-        try:  # the spec the import system would have found without this finder
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        finally:
-            self._busy.discard(fullname)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         spec.loader = importlib.util.LazyLoader(spec.loader)
         return spec
 
 
-def install(names: tuple[str, ...] = LAZY_MODULES) -> bool:
-    """Defer ``names`` to their first use in this process; True when the finder is (now) active.
-
-    A name already imported stays as it is. Idempotent."""
+def install() -> bool:
+    """Defer :data:`LAZY_MODULES` to their first use in this process; True when the finder is
+    (now) active. A module already imported stays as it is. Idempotent."""
     if os.environ.get(ENV_OFF, "") not in ("", "0"):
         return False
     if any(isinstance(finder, _LazyFinder) for finder in sys.meta_path):
         return True
-    sys.meta_path.insert(0, _LazyFinder(names))
+    sys.meta_path.insert(0, _LazyFinder(LAZY_MODULES))
     return True
 
 
